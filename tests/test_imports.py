@@ -1,0 +1,60 @@
+"""One-way imports along the data path (DESIGN §1, STYLE 'Our layout'), checked on the source."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.taxonomy", "uir25m.manifest", "uir25m.subsets"}
+# builder modules each may import only modules listed before them
+BUILDER_ORDER = ["taxonomy", "packaged", "degrade", "recipes", "sources", "codec", "manifest", "tarwriter",
+                 "shards", "executors", "build", "demo", "subsets", "stats", "preview", "cli"]
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def modules(pkg: str):
+    return sorted((ROOT / pkg).rglob("*.py"))
+
+
+def owner(path: Path) -> str:
+    rel = path.relative_to(ROOT / "uir25m").with_suffix("")
+    return rel.parts[0] if rel.parts[0] != "__init__" else "__init__"
+
+
+@pytest.mark.parametrize("path", modules("uir25m"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_builder_never_imports_training_and_imports_flow_one_way(path):
+    found = imports(path)
+    assert not any(m == "training" or m.startswith("training.") for m in found)
+    me = owner(path)
+    if me == "__init__":
+        return
+    for m in found:
+        if not m.startswith("uir25m."):
+            continue
+        target = m.split(".")[1]
+        if target in ("__version__",) or target == me:
+            continue
+        if target in BUILDER_ORDER and me in BUILDER_ORDER:
+            assert BUILDER_ORDER.index(target) < BUILDER_ORDER.index(me), f"{me} imports {target}: against the data path"
+        assert target != "cli", f"{me} imports the cli"
+
+
+@pytest.mark.parametrize("path", modules("training"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_training_imports_only_the_format_side(path):
+    for m in imports(path):
+        if m == "uir25m" or m.startswith("uir25m."):
+            top = ".".join(m.split(".")[:2])
+            assert top in ALLOWED_FROM_TRAINING, f"{path.name} imports {m}"

@@ -1,0 +1,234 @@
+"""Run a build plan into an output folder: resume or overwrite, execute the shard tasks, merge the
+per-shard parts into the manifests, check that every input is shipped or rejected, write
+build.json, and summarise (from the shard rows, so a resumed build reports the same totals)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from uir25m import __version__, codec, executors, manifest, taxonomy
+from uir25m.shards import CACHE_DIR, ShardTask, ShardWorker, TaskResult, WorkerConfig, crashpoint, is_done, part_path
+
+MODES = ("resume", "overwrite")
+
+
+class ResumeError(RuntimeError):
+    """The output folder holds something a resume must not touch."""
+
+
+class AccountingError(RuntimeError):
+    """An input is neither shipped nor rejected: never let that pass silently."""
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything a build will do, fixed before any work starts."""
+
+    name: str
+    tasks: tuple[ShardTask, ...]  # sorted by shard path
+    inputs: tuple[tuple[str, str, int], ...]  # (source, relpath, bytes) of every input file
+    recipe: Mapping[str, Any]
+    settings: Mapping[str, Any]  # seed and the planner's arguments
+    png_level: int
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    plan_rejects: tuple[Mapping[str, str], ...] = ()
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(t.items) for t in self.tasks)
+
+    def fingerprint(self) -> str:
+        """sha256 of what determines the output bytes: versions, recipe, settings, inputs, items."""
+        h = hashlib.sha256()
+        head = {
+            "format_version": manifest.FORMAT_VERSION, "versions": library_versions(),
+            "recipe": self.recipe, "settings": self.settings, "png_level": self.png_level,
+            "overrides": self.overrides,
+        }
+        h.update(manifest.canonical_json(head).encode())
+        for inp in self.inputs:
+            h.update(manifest.canonical_json(list(inp)).encode())
+        for task in self.tasks:
+            h.update(task.shard.encode())
+            for it in task.items:
+                h.update(f"{it.key}|{it.level}|{it.seed}|{it.gt}|{it.tile}|{it.variant}|{it.real}".encode())
+        for rej in self.plan_rejects:
+            h.update(manifest.canonical_json(dict(rej)).encode())
+        return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import albumentations
+    import cv2
+    import numpy
+    import PIL
+    import pyarrow
+    import scipy
+
+    return {
+        "uir25m": __version__, "numpy": numpy.__version__, "opencv": cv2.__version__,
+        "pillow": PIL.__version__, "albumentations": albumentations.__version__,
+        "scipy": scipy.__version__, "pyarrow": pyarrow.__version__,
+    }
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _prepare(out: Path, mode: str, fingerprint: str) -> int:
+    """Make `out` ready; returns how many shards a resume can keep (0 for a fresh start)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    build_json = out / manifest.BUILD_JSON
+    ours = [out / "data", out / "manifests", build_json, out / CACHE_DIR]
+    if mode == "overwrite":
+        for p in ours:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    elif build_json.is_file():
+        previous = json.loads(build_json.read_text(encoding="utf-8"))
+        if previous.get("fingerprint") != fingerprint:
+            raise ResumeError(
+                f"{out} holds a build of a different plan (recipe, seed, inputs or library versions "
+                f"changed: fingerprint {str(previous.get('fingerprint'))[:12]} != {fingerprint[:12]}); "
+                f"refusing to resume. Use --mode overwrite to start over, or another --out."
+            )
+    elif any(p.exists() for p in ours[:2]):
+        raise ResumeError(f"{out} has data/ or manifests/ but no build.json: not a resumable build; use --mode overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in list(out.glob("data/**/.*.tmp-*")) + list(out.glob("manifests/**/.*.tmp-*")):
+        stale.unlink()  # half-written files of an interrupted run
+    return len(list((out / manifest.PARTS).glob("*.parquet"))) if (out / manifest.PARTS).is_dir() else 0
+
+
+def run_build(
+    plan: BuildPlan,
+    out: str | os.PathLike,
+    *,
+    workers: int = 1,
+    mode: str = "resume",
+    strict: bool = False,
+    progress: bool = True,
+    executor: str = "local",
+) -> dict[str, Any]:
+    """Execute `plan` into `out`; returns the closing summary (also printed by the CLI)."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    fp = plan.fingerprint()
+    _prepare(out, mode, fp)
+    info = {
+        "format_version": manifest.FORMAT_VERSION, "status": "running", "fingerprint": fp,
+        "recipe": plan.recipe, "settings": plan.settings, "versions": library_versions(),
+        "encoder": codec.encoder_settings(plan.png_level), "tasks": len(plan.tasks), "pairs_planned": plan.pairs,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_json(out / manifest.BUILD_JSON, info)
+    if plan.plan_rejects:
+        manifest.write_parquet(manifest.table(plan.plan_rejects, manifest.REJECTS_SCHEMA), out / manifest.PARTS / "_plan.rejects.parquet")
+    todo = [t for t in plan.tasks if not is_done(out, t)]
+    worker = ShardWorker(WorkerConfig(str(out), plan.png_level, {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in plan.overrides.items()}, strict))
+    bar = tqdm(total=sum(len(t.items) for t in todo), unit="pair", desc=f"build {plan.name}",
+               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+
+    def on_result(r: TaskResult) -> None:
+        bar.update(r.count + r.rejects)
+
+    try:
+        executors.run(todo, worker, kind=executor, workers=workers, on_result=on_result)
+    finally:
+        bar.close()
+    crashpoint("before_merge")
+    summary = merge(out, plan)
+    crashpoint("after_merge")
+    shutil.rmtree(out / CACHE_DIR, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    built = sum(len(t.items) for t in todo)
+    summary.update(
+        seconds=round(seconds, 3), shards_built=len(todo), shards_resumed=len(plan.tasks) - len(todo),
+        pairs_per_s=round(built / seconds, 2) if seconds > 0 else 0.0, workers=workers, out=str(out),
+    )
+    info.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                summary={k: v for k, v in summary.items() if k not in ("out",)})
+    _write_json(out / manifest.BUILD_JSON, info)
+    return summary
+
+
+def merge(out: Path, plan: BuildPlan) -> dict[str, Any]:
+    """Stream the parts into samples/shards/rejects.parquet (in shard order) and check the
+    accounting; memory holds only the set of shipped input paths."""
+    shard_rows: list[dict[str, Any]] = []
+    shipped: set[tuple[str, str]] = set()
+    by_partition: Counter[str] = Counter()
+    with manifest.ParquetSink(out / manifest.SAMPLES, manifest.SAMPLES_SCHEMA) as sink:
+        for task in plan.tasks:
+            part = manifest.read_parquet(part_path(out, task.shard))
+            meta = {k.decode(): v.decode() for k, v in (part.schema.metadata or {}).items()}
+            sink.write(part)
+            cols = part.select(["source", "source_gt", "source_lq"]).to_pydict()
+            shipped.update((s, p) for s, g, lq in zip(cols["source"], cols["source_gt"], cols["source_lq"]) for p in (g, lq) if p)
+            by_partition[task.partition] += part.num_rows
+            shard_rows.append({
+                "shard": task.shard, "partition": task.partition, "group": taxonomy.get(task.code).group,
+                "type": task.code, "class_id": taxonomy.get(task.code).class_id, "source": task.source,
+                "count": int(meta["count"]), "bytes": int(meta["bytes"]), "sha256": meta["sha256"],
+            })
+    reject_tables = [manifest.read_parquet(p) for p in sorted((out / manifest.PARTS).glob("*.rejects.parquet"))]
+    rejects = pa.concat_tables(reject_tables) if reject_tables else manifest.REJECTS_SCHEMA.empty_table()
+    if rejects.num_rows:
+        rejects = rejects.sort_by([("source", "ascending"), ("path", "ascending"), ("type", "ascending"), ("reason", "ascending")])
+    manifest.write_parquet(manifest.table(shard_rows, manifest.SHARDS_SCHEMA), out / manifest.SHARDS)
+    manifest.write_parquet(rejects, out / manifest.REJECTS)
+    return account(plan, shipped, rejects, shard_rows, by_partition)
+
+
+def account(
+    plan: BuildPlan, shipped: set[tuple[str, str]], rejects: pa.Table, shard_rows: list[dict[str, Any]],
+    by_partition: Mapping[str, int],
+) -> dict[str, Any]:
+    """inputs = shipped + rejected, or an AccountingError naming what went missing."""
+    rcols = rejects.select(["source", "path", "reason"]).to_pydict()
+    rejected_rows = list(zip(rcols["source"], rcols["path"], rcols["reason"]))
+    inputs = {(s, p) for s, p, _ in plan.inputs}
+    rejected = {(s, p) for s, p, _ in rejected_rows} - shipped
+    missing = inputs - shipped - rejected
+    if missing:
+        listing = ", ".join(f"{s}:{p}" for s, p in sorted(missing)[:10])
+        raise AccountingError(f"{len(missing)} input(s) neither shipped nor rejected: {listing}")
+    by_reason = Counter(r for s, p, r in rejected_rows if (s, p) not in shipped)
+    return {
+        "name": plan.name, "pairs": sum(r["count"] for r in shard_rows), "shards": len(shard_rows),
+        "bytes": sum(r["bytes"] for r in shard_rows), "types": len({r["type"] for r in shard_rows}),
+        "pairs_by_partition": dict(sorted(by_partition.items())),
+        "inputs": len(inputs), "shipped": len(shipped & inputs), "rejected": len(rejected & inputs),
+        "rejects_by_reason": dict(sorted(by_reason.items())), "reject_rows": rejects.num_rows,
+    }
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """The closing summary as a few human lines."""
+    reasons = ", ".join(f"{k} {v}" for k, v in s["rejects_by_reason"].items()) or "none"
+    parts = ", ".join(f"{k} {v}" for k, v in s["pairs_by_partition"].items())
+    return (
+        f"{s['name']}: {s['pairs']} pairs ({parts}) in {s['shards']} shards, {s['types']} types, "
+        f"{s['bytes'] / 1e6:.1f} MB -> {s['out']}\n"
+        f"inputs {s['inputs']} = shipped {s['shipped']} + rejected {s['rejected']} (rejects: {reasons})\n"
+        f"{s['shards_built']} shards built, {s['shards_resumed']} kept from an earlier run; "
+        f"{s['seconds']:.1f} s, {s['pairs_per_s']:.1f} pairs/s with {s['workers']} worker(s)"
+    )

@@ -1,0 +1,175 @@
+"""Decode, validate, normalise and encode images.
+
+One named decoder (Pillow, with its decompression-bomb guard kept; OpenCV for 16-bit colour PNG,
+which Pillow cannot hold) turns any input into 8-bit RGB and records each conversion. An 8-bit
+RGB PNG that needs no conversion is shipped byte for byte; everything else is encoded once as PNG
+with OpenCV at a fixed compression level.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEFAULT_PNG_LEVEL = 3
+
+
+class CodecError(ValueError):
+    """An input that cannot be used; `reason` is the rejects-manifest reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """8-bit RGB pixels of an input and how they were obtained."""
+
+    pixels: np.ndarray  # H x W x 3 uint8, RGB
+    source_format: str  # png, jpeg, bmp, tiff, webp, ...
+    conversions: tuple[str, ...]  # what was done to reach 8-bit RGB (empty: nothing)
+    passthrough: bool  # the input bytes are an 8-bit RGB PNG needing no conversion
+    raw: bytes = b""  # the input bytes, kept when `passthrough` (they are what ships)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.pixels.shape[:2]
+        return w, h
+
+
+def png_header(data: bytes) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR, or None if `data` is not a PNG."""
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return data[24], data[25]
+
+
+def _sixteen_bit_png(data: bytes) -> np.ndarray:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise CodecError("truncated", "OpenCV could not decode the 16-bit PNG")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:
+        arr = arr[..., :3]
+    rgb = arr[..., ::-1]
+    return np.clip(np.rint(rgb.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def decode(data: bytes) -> Decoded:
+    """Decode and normalise to 8-bit RGB; raise CodecError with a rejects reason otherwise."""
+    if not data:
+        raise CodecError("empty_file", "the file has zero bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            im.load()
+    except Image.DecompressionBombError as e:
+        raise CodecError("too_large", str(e)) from None
+    except UnidentifiedImageError:
+        raise CodecError("not_an_image", "no image decoder recognises the bytes") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CodecError("truncated", f"decoding failed: {e}") from None
+    fmt = (im.format or "unknown").lower()
+    conversions: list[str] = []
+    orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+    header = png_header(data)
+    if header is not None and header[0] == 16 and header[1] in (2, 6):  # 16-bit RGB(A): Pillow would truncate
+        pixels = _sixteen_bit_png(data)
+        conversions.append("16bit_to_8bit")
+        if header[1] == 6:
+            conversions.append("alpha_dropped")
+        if orientation not in (None, 1):
+            pil = ImageOps.exif_transpose(Image.fromarray(pixels), in_place=False)
+            pixels = np.asarray(pil)
+            conversions.append(f"exif_orientation_{orientation}_applied")
+        return Decoded(np.ascontiguousarray(pixels), fmt, tuple(conversions), False)
+    if orientation not in (None, 1):
+        im = ImageOps.exif_transpose(im)
+        conversions.append(f"exif_orientation_{orientation}_applied")
+    mode = im.mode
+    if mode == "RGB":
+        pass
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 257.0 if arr.max(initial=0) <= 65535 else arr.max() / 255.0
+        gray = np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
+        im = Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
+        conversions += ["16bit_to_8bit", "gray_to_rgb"]
+    elif mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        conversions.append("alpha_dropped")
+        if mode in ("LA", "La"):
+            conversions.append("gray_to_rgb")
+        if mode == "PA":
+            conversions.append("palette_to_rgb")
+        im = im.convert("RGB")
+    elif mode == "P":
+        if "transparency" in im.info:
+            conversions.append("alpha_dropped")
+        conversions.append("palette_to_rgb")
+        im = im.convert("RGB")
+    elif mode in ("L", "1"):
+        conversions.append("gray_to_rgb" if mode == "L" else "bilevel_to_rgb")
+        im = im.convert("RGB")
+    elif mode == "CMYK":
+        conversions.append("cmyk_to_rgb")
+        im = im.convert("RGB")
+    elif mode in ("YCbCr", "LAB", "HSV"):
+        conversions.append(f"{mode.lower()}_to_rgb")
+        im = im.convert("RGB")
+    else:
+        raise CodecError("unsupported_mode", f"image mode {mode!r} is not supported")
+    pixels = np.asarray(im, dtype=np.uint8)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise CodecError("unsupported_mode", f"decoded to shape {pixels.shape}")
+    passthrough = header is not None and header == (8, 2) and not conversions
+    return Decoded(np.ascontiguousarray(pixels), fmt, tuple(conversions), passthrough, data if passthrough else b"")
+
+
+def encode_png(rgb: np.ndarray, level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """PNG bytes of a uint8 RGB image (OpenCV's libpng, fixed compression level)."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"encode_png expects H x W x 3 uint8, got {rgb.dtype} {rgb.shape}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a PNG")
+    return buf.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """uint8 RGB pixels of PNG bytes written by this format (fast path for readers)."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CodecError("truncated", "OpenCV could not decode the PNG")
+    return bgr[..., ::-1].copy()
+
+
+def crop(pixels: np.ndarray, tile: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The (x, y, w, h) window of an image (a view), or the image itself."""
+    if not tile:
+        return pixels
+    x, y, w, h = tile
+    H, W = pixels.shape[:2]
+    if x < 0 or y < 0 or x + w > W or y + h > H:
+        raise ValueError(f"tile {tile} outside an image of {W}x{H}")
+    return np.ascontiguousarray(pixels[y:y + h, x:x + w])
+
+
+def encoder_settings(level: int = DEFAULT_PNG_LEVEL) -> dict[str, str | int]:
+    """What build.json records about the encoder and decoder."""
+    import PIL
+
+    return {
+        "png_encoder": f"opencv {cv2.__version__}",
+        "png_compression": int(level),
+        "decoder": f"pillow {PIL.__version__} (16-bit colour PNG: opencv {cv2.__version__})",
+        "to_uint8": "round half to even after clipping to [0, 1] x 255",
+    }

@@ -1,0 +1,66 @@
+"""A contact sheet of a built dataset: one labelled row per type, LQ beside GT."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from uir25m import manifest, taxonomy
+from uir25m.shards import read_member
+
+LABEL_W = 260
+
+
+def _thumb(data: bytes, height: int) -> Image.Image:
+    im = Image.open(io.BytesIO(data)).convert("RGB")
+    w = max(1, round(im.width * height / im.height))
+    return im.resize((w, height), Image.Resampling.LANCZOS)
+
+
+def preview(root: str | os.PathLike, out: str | os.PathLike, *, per_type: int = 2, height: int = 128,
+            partition: str = "train") -> Path:
+    """Write the sheet (PNG) and return its path. Each row: class id, code and name, then up to
+    `per_type` (LQ, GT) pairs of that type, read by the offsets in samples.parquet."""
+    samples = manifest.read_samples(root)
+    cols = samples.select(["type", "partition", "shard", "lq_offset", "lq_size", "gt_offset", "gt_size", "level"]).to_pylist()
+    picked: dict[str, list[dict]] = {}
+    for want in (partition, None):  # prefer the asked partition, fall back to any
+        for r in cols:
+            if (want is None or r["partition"] == want) and len(picked.setdefault(r["type"], [])) < per_type:
+                if r not in picked[r["type"]]:
+                    picked[r["type"]].append(r)
+    codes = [c for c in taxonomy.CODES if picked.get(c)]
+    if not codes:
+        raise ValueError(f"{root}: no samples to preview")
+    font = ImageFont.load_default()
+    rows = []
+    for code in codes:
+        t = taxonomy.get(code)
+        tiles = []
+        for r in picked[code]:
+            shard = Path(root) / r["shard"]
+            tiles.append(_thumb(read_member(shard, r["lq_offset"], r["lq_size"]), height))
+            tiles.append(_thumb(read_member(shard, r["gt_offset"], r["gt_size"]), height))
+        width = LABEL_W + sum(im.width + 4 for im in tiles)
+        row = Image.new("RGB", (width, height + 4), "white")
+        draw = ImageDraw.Draw(row)
+        draw.text((6, 6), f"{t.class_id:>2}  {code}", fill="black", font=font)
+        draw.text((6, 24), t.name, fill="black", font=font)
+        draw.text((6, 42), "levels: " + ", ".join(sorted({r['level'] for r in picked[code]})), fill="gray", font=font)
+        draw.text((6, height - 14), "LQ | GT pairs", fill="gray", font=font)
+        x = LABEL_W
+        for im in tiles:
+            row.paste(im, (x, 2))
+            x += im.width + 4
+        rows.append(row)
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        sheet.paste(r, (0, y))
+        y += r.height
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out

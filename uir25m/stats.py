@@ -1,0 +1,53 @@
+"""Counts of a built dataset per type, group, partition and source, from its manifests."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Any
+
+from uir25m import manifest, taxonomy
+
+
+def stats(root: str | os.PathLike) -> dict[str, Any]:
+    """Pairs and bytes per (type, partition, source), with totals per type, group, partition, source."""
+    samples = manifest.read_samples(root).select(["type", "group", "partition", "source", "real"]).to_pydict()
+    shards = manifest.read_shards(root).to_pydict()
+    rejects = manifest.read_parquet(os.path.join(root, manifest.REJECTS)).column("reason").to_pylist()
+    rows: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(lambda: {"pairs": 0, "real": 0, "bytes": 0, "shards": 0})
+    for t, p, s, r in zip(samples["type"], samples["partition"], samples["source"], samples["real"]):
+        rows[(t, p, s)]["pairs"] += 1
+        rows[(t, p, s)]["real"] += int(r)
+    for t, p, s, b in zip(shards["type"], shards["partition"], shards["source"], shards["bytes"]):
+        rows[(t, p, s)]["bytes"] += b
+        rows[(t, p, s)]["shards"] += 1
+    table = [
+        {"type": t, "class_id": taxonomy.get(t).class_id, "group": taxonomy.get(t).group, "partition": p,
+         "source": s, **v}
+        for (t, p, s), v in sorted(rows.items(), key=lambda kv: (taxonomy.get(kv[0][0]).class_id, kv[0][1], kv[0][2]))
+    ]
+
+    def total(field: str) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for r in table:
+            out[r[field]] += r["pairs"]
+        return dict(out)
+
+    return {
+        "root": str(root), "pairs": len(samples["type"]), "shards": len(shards["shard"]),
+        "bytes": sum(shards["bytes"]), "types": len(total("type")), "by_type": total("type"),
+        "by_group": total("group"), "by_partition": total("partition"), "by_source": total("source"),
+        "rejects": len(rejects), "rows": table,
+    }
+
+
+def format_stats(s: dict[str, Any]) -> str:
+    """A fixed-width table, one line per (type, partition, source)."""
+    lines = [f"{s['root']}: {s['pairs']} pairs, {s['types']} types, {s['shards']} shards, "
+             f"{s['bytes'] / 1e6:.1f} MB, {s['rejects']} reject rows",
+             f"{'id':>3} {'type':<9} {'group':<7} {'partition':<9} {'source':<16} {'pairs':>8} {'real':>6} {'MB':>9}"]
+    for r in s["rows"]:
+        lines.append(f"{r['class_id']:>3} {r['type']:<9} {r['group']:<7} {r['partition']:<9} {r['source']:<16} "
+                     f"{r['pairs']:>8} {r['real']:>6} {r['bytes'] / 1e6:>9.2f}")
+    lines.append("by group: " + ", ".join(f"{k} {v}" for k, v in sorted(s["by_group"].items())))
+    lines.append("by partition: " + ", ".join(f"{k} {v}" for k, v in sorted(s["by_partition"].items())))
+    return "\n".join(lines)
