@@ -68,7 +68,6 @@ class BuildPlan:
 
 
 def library_versions() -> dict[str, str]:
-    import albumentations
     import cv2
     import numpy
     import PIL
@@ -77,7 +76,7 @@ def library_versions() -> dict[str, str]:
 
     return {
         "uir25m": __version__, "numpy": numpy.__version__, "opencv": cv2.__version__,
-        "pillow": PIL.__version__, "albumentations": albumentations.__version__,
+        "pillow": PIL.__version__,
         "scipy": scipy.__version__, "pyarrow": pyarrow.__version__,
     }
 

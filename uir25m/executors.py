@@ -69,7 +69,8 @@ def _run_once(tasks: Sequence[ShardTask], worker, workers: int):
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding library threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        queue = deque(tasks)
+        # largest tasks first (longest-processing-time order) so no big shard is left for the end
+        queue = deque(sorted(tasks, key=lambda t: -len(t.items)))
         running: dict[Future, ShardTask] = {}
         while queue or running:
             while queue and len(running) < 2 * workers:  # bounded: memory stays flat in the task count

@@ -8,6 +8,7 @@ import hashlib
 import os
 import tarfile
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,35 @@ def chunk_stream(
     return tasks
 
 
+class _DecodedCache:
+    """The last few decoded source files of this process (bounded by pixel bytes), so variants and
+    types that share a clean image decode it once per process, across tasks."""
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        self.max_bytes = max_bytes
+        self.items: OrderedDict[tuple, codec.Decoded] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, ident: tuple) -> codec.Decoded | None:
+        hit = self.items.get(ident)
+        if hit is not None:
+            self.items.move_to_end(ident)
+        return hit
+
+    def put(self, ident: tuple, decoded: codec.Decoded) -> None:
+        size = decoded.pixels.nbytes + len(decoded.raw)
+        if size > self.max_bytes:
+            return
+        self.items[ident] = decoded
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.bytes -= old.pixels.nbytes + len(old.raw)
+
+
+_DECODED = _DecodedCache()
+
+
 class _Reject(Exception):
     def __init__(self, path: str, reason: str, detail: str, stage: str):
         super().__init__(f"{path}: {reason}: {detail}")
@@ -137,11 +167,10 @@ class ShardWorker:
         out = Path(self.config.out)
         rows: list[dict[str, Any]] = []
         rejects: list[dict[str, Any]] = []
-        decoded_memo: dict[str, codec.Decoded] = {}
         with ShardTarWriter(out / task.shard) as tar:
             for item in task.items:
                 try:
-                    sample = self._sample(task, item, decoded_memo, degrade)
+                    sample = self._sample(task, item, degrade)
                 except _Reject as r:
                     if self.config.strict:
                         raise ValueError(f"{Path(task.root) / r.row['path']}: {r.row['reason']}: {r.row['detail']}") from None
@@ -172,19 +201,22 @@ class ShardWorker:
         crashpoint("after_part")
         return len(rows), tar.size, len(rejects)
 
-    def _decode(self, root: str, relpath: str, memo: dict[str, codec.Decoded]) -> codec.Decoded:
-        if relpath in memo:
-            return memo[relpath]
-        memo.clear()  # items are sorted by GT: keep only the current image
+    def _decode(self, root: str, relpath: str) -> codec.Decoded:
+        path = Path(root) / relpath
         try:
-            data = (Path(root) / relpath).read_bytes()
+            st = path.stat()
+            ident = (str(path), st.st_size, st.st_mtime_ns)
+            cached = _DECODED.get(ident)
+            if cached is not None:
+                return cached
+            data = path.read_bytes()
         except OSError as e:
             raise _Reject(relpath, "unreadable", f"{type(e).__name__}: {e.strerror or e}", "decode") from None
         try:
             decoded = codec.decode(data)
         except codec.CodecError as e:
             raise _Reject(relpath, e.reason, e.detail, "decode") from None
-        memo[relpath] = decoded
+        _DECODED.put(ident, decoded)
         return decoded
 
     def _gt_bytes(self, task: ShardTask, item: Item, decoded: codec.Decoded, pixels: np.ndarray) -> bytes:
@@ -205,8 +237,8 @@ class ShardWorker:
         os.replace(tmp, path)
         return data
 
-    def _sample(self, task: ShardTask, item: Item, memo: dict[str, codec.Decoded], degrade) -> tuple[manifest.Label, bytes, bytes]:
-        gt_dec = self._decode(task.root, item.gt, memo)
+    def _sample(self, task: ShardTask, item: Item, degrade) -> tuple[manifest.Label, bytes, bytes]:
+        gt_dec = self._decode(task.root, item.gt)
         gt_pix = codec.crop(gt_dec.pixels, item.tile)
         gt_bytes = self._gt_bytes(task, item, gt_dec, gt_pix)
         conversions = [f"gt:{c}" for c in gt_dec.conversions]

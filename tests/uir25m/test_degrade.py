@@ -58,7 +58,7 @@ def test_apply_is_pure(code, image):
     assert np.array_equal(image, before)
 
 
-def test_no_albumentations_warnings(image):
+def test_no_warnings(image):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for code in taxonomy.CODES:

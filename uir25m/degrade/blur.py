@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-from albumentations.augmentations.blur import functional as ablur
 
 from uir25m.degrade import kernels
 from uir25m.degrade.params import draw, draw_all, new_seed, round6
@@ -73,8 +72,8 @@ def db_sample_params(rng: np.random.Generator, level: str, spec: dict | None = N
 
 @pixel_io
 def db_apply(image: np.ndarray, *, radius: int, alias_blur: float) -> np.ndarray:
-    """Anti-aliased disk kernel (albumentations' `defocus`, as imagecorruptions)."""
-    return ablur.defocus(image, radius=int(radius), alias_blur=float(alias_blur))
+    """Convolve with an anti-aliased disk (the defocus PSF)."""
+    return filter2d(image, kernels.disk(int(radius), float(alias_blur)))
 
 
 # --- Gaussian & sinc ---------------------------------------------------------------------------

@@ -135,3 +135,32 @@ def line(length: float, angle_deg: float) -> np.ndarray:
         k[size // 2, size // 2] = 1.0
         s = 1.0
     return k / s
+
+
+def disk(radius: int, alias_blur: float) -> np.ndarray:
+    """Defocus PSF: a binary disk of `radius` on a grid of at least 17 x 17, normalised, then
+    Gaussian-smoothed (3 x 3 for radius <= 8, else 5 x 5) with sigma `alias_blur` to soften its
+    aliased rim; the construction of imagecorruptions' `disk`."""
+    half = max(8, int(radius))
+    ax = np.arange(-half, half + 1, dtype=np.float32)
+    xx, yy = np.meshgrid(ax, ax)
+    k = ((xx * xx + yy * yy) <= radius * radius).astype(np.float32)
+    k /= k.sum()
+    ksize = 3 if radius <= 8 else 5
+    k = cv2.GaussianBlur(k, (ksize, ksize), alias_blur)
+    return k / k.sum()
+
+
+def smooth_field(height: int, width: int, roughness: float, seed: int) -> np.ndarray:
+    """A fractal (value-noise) random field in [0, 1]: octaves of bicubically upsampled noise on
+    grids of 2, 4, 8, ... cells, octave k weighted roughness**k."""
+    gen = np.random.default_rng(seed)
+    field = np.zeros((height, width), dtype=np.float32)
+    cells, weight = 2, 1.0
+    while cells <= max(height, width) // 2:
+        grid = gen.random((cells + 1, cells + 1)).astype(np.float32)
+        field += np.float32(weight) * cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
+        cells *= 2
+        weight *= roughness
+    lo, hi = float(field.min()), float(field.max())
+    return (field - lo) / max(hi - lo, 1e-6)

@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import numpy as np
-from albumentations.augmentations.pixel import functional as apixel
 
 from uir25m.degrade.params import draw_all, new_seed, round6
 from uir25m.degrade.pixels import linear_to_srgb, pixel_io, srgb_to_linear
@@ -82,7 +81,10 @@ def gn_apply(
         r = gen.random((h, w))
         salt = r < amount * salt_vs_pepper
         pepper = (r >= amount * salt_vs_pepper) & (r < amount)
-        return apixel.apply_salt_and_pepper(image.copy(), salt, pepper)
+        out = image.copy()
+        out[salt] = 1.0
+        out[pepper] = 0.0
+        return out
     raise ValueError(f"gn: unknown noise {noise!r}; one of gaussian, poisson, poisson_gaussian, salt_pepper")
 
 

@@ -1,7 +1,7 @@
 """Weather: `h` (haze), `rs` (rain streaks), `rd` (raindrops), `rsd` (both), `s` (snow).
 
 Haze follows the atmospheric scattering model I = J t + A (1 - t), t = exp(-beta d), with a
-synthetic depth map (a vertical ramp blended with a plasma fractal: far at the top) because
+synthetic depth map (a vertical ramp blended with a fractal random field: far at the top) because
 clean-only sources carry no depth. Rain streaks are motion-blurred random seeds screened over
 the image; raindrops are small refracting lenses (an inverted, shrunken view of the scene,
 soft-edged); snow is three layers of motion-blurred flakes over a faint veil.
@@ -12,7 +12,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from albumentations.augmentations.pixel import functional as apixel
 
 from uir25m.degrade import kernels
 from uir25m.degrade.params import draw_all, new_seed
@@ -43,7 +42,7 @@ def h_sample_params(rng: np.random.Generator, level: str, spec: dict | None = No
 
 def synthetic_depth(height: int, width: int, *, gradient: float, roughness: float, depth_seed: int) -> np.ndarray:
     """A smooth depth map in [0, 1] (1 = far), far towards the top of the frame."""
-    plasma = apixel.generate_plasma_pattern((height, width), roughness, np.random.default_rng(depth_seed))
+    plasma = kernels.smooth_field(height, width, roughness, depth_seed)
     ramp = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None]
     depth = gradient * ramp + (1.0 - gradient) * plasma
     depth = cv2.GaussianBlur(depth.astype(np.float32), (0, 0), max(height, width) / 64.0)
