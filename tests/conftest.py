@@ -1,7 +1,6 @@
 """Shared fixtures: small demo builds (real tars and parquet) made once per test session."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

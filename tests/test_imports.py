@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.taxonomy", "uir25m.manifest", "uir25m.subsets"}
 # builder modules each may import only modules listed before them
-BUILDER_ORDER = ["taxonomy", "packaged", "degrade", "recipes", "sources", "codec", "manifest", "tarwriter",
+BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "degrade", "recipes", "sources", "manifest", "tarwriter",
                  "shards", "executors", "build", "demo", "subsets", "stats", "preview", "cli"]
 
 

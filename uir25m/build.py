@@ -3,6 +3,8 @@ per-shard parts into the manifests, check that every input is shipped or rejecte
 build.json, and summarise (from the shard rows, so a resumed build reports the same totals)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -16,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from uir25m import __version__, codec, executors, manifest, taxonomy
+from uir25m import __version__, atomic, codec, executors, manifest, taxonomy
 from uir25m.shards import CACHE_DIR, ShardTask, ShardWorker, TaskResult, WorkerConfig, crashpoint, is_done, part_path
 
 MODES = ("resume", "overwrite")
@@ -36,7 +38,7 @@ class BuildPlan:
 
     name: str
     tasks: tuple[ShardTask, ...]  # sorted by shard path
-    inputs: tuple[tuple[str, str, int], ...]  # (source, relpath, bytes) of every input file
+    inputs: tuple[tuple[str, str, int, int], ...]  # (source, relpath, bytes, mtime_ns) of every input file
     recipe: Mapping[str, Any]
     settings: Mapping[str, Any]  # seed and the planner's arguments
     png_level: int
@@ -82,9 +84,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _prepare(out: Path, mode: str, fingerprint: str) -> int:
@@ -126,9 +126,29 @@ def run_build(
     executor: str = "local",
 ) -> dict[str, Any]:
     """Execute `plan` into `out`; returns the closing summary (also printed by the CLI)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _lock(out):
+        return _run_locked(plan, out, workers=workers, mode=mode, strict=strict, progress=progress, executor=executor)
+
+
+@contextlib.contextmanager
+def _lock(out: Path):
+    """One build per output folder at a time (a second one would delete the first's temp files)."""
+    fd = os.open(out / ".uir-build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResumeError(f"{out}: another build is running in this folder") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: bool, progress: bool, executor: str) -> dict[str, Any]:
     from tqdm import tqdm
 
-    out = Path(out)
     t0 = time.perf_counter()
     fp = plan.fingerprint()
     _prepare(out, mode, fp)
@@ -204,7 +224,7 @@ def account(
     """inputs = shipped + rejected, or an AccountingError naming what went missing."""
     rcols = rejects.select(["source", "path", "reason"]).to_pydict()
     rejected_rows = list(zip(rcols["source"], rcols["path"], rcols["reason"]))
-    inputs = {(s, p) for s, p, _ in plan.inputs}
+    inputs = {(inp[0], inp[1]) for inp in plan.inputs}
     rejected = {(s, p) for s, p, _ in rejected_rows} - shipped
     missing = inputs - shipped - rejected
     if missing:

@@ -11,7 +11,7 @@ def _demo(args: argparse.Namespace) -> int:
     from uir25m import build, demo
 
     settings = demo.DemoSettings(per_type=args.per_type, test_per_type=args.test_per_type,
-                                 size=args.size, seed=args.seed)
+                                 size=args.size, seed=args.seed, shard_size=args.shard_size)
     plan = demo.plan(settings)
     summary = build.run_build(plan, args.out, workers=args.workers, mode=args.mode,
                               strict=args.strict, progress=not (args.json or args.quiet))
@@ -46,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--per-type", type=int, default=8, help="training pairs per type (default 8)")
     d.add_argument("--test-per-type", type=int, default=None, help="test pairs per type (default per-type // 4, at least 1)")
     d.add_argument("--size", type=int, default=256, help="tile size in pixels; 0 = whole images (default 256)")
+    d.add_argument("--shard-size", type=int, default=None, help="samples per shard (default: the recipe's, 1000)")
     d.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     d.add_argument("--seed", type=int, default=0, help="build seed (default 0)")
     d.add_argument("--mode", choices=("resume", "overwrite"), default="resume",

@@ -134,22 +134,30 @@ def decode(data: bytes) -> Decoded:
     return Decoded(np.ascontiguousarray(pixels), fmt, tuple(conversions), passthrough, data if passthrough else b"")
 
 
-def encode_png(rgb: np.ndarray, level: int = DEFAULT_PNG_LEVEL) -> bytes:
-    """PNG bytes of a uint8 RGB image (OpenCV's libpng, fixed compression level)."""
+def imencode(ext: str, rgb: np.ndarray, params: list[int]) -> bytes:
+    """Encode a uint8 RGB image with OpenCV (`ext` '.png' or '.jpg'; every setting in `params`)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"encode_png expects H x W x 3 uint8, got {rgb.dtype} {rgb.shape}")
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+        raise ValueError(f"expected H x W x 3 uint8, got {rgb.dtype} {rgb.shape}")
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
-        raise RuntimeError("OpenCV failed to encode a PNG")
+        raise RuntimeError(f"OpenCV failed to encode {ext}")
     return buf.tobytes()
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """uint8 RGB pixels of PNG bytes written by this format (fast path for readers)."""
+def imdecode(data: bytes) -> np.ndarray:
+    """uint8 RGB pixels of 8-bit PNG or JPEG bytes, decoded by OpenCV (the fast path for readers)."""
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise CodecError("truncated", "OpenCV could not decode the PNG")
+        raise CodecError("truncated", "OpenCV could not decode the image")
     return bgr[..., ::-1].copy()
+
+
+def encode_png(rgb: np.ndarray, level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """PNG bytes of a uint8 RGB image (OpenCV's libpng, fixed compression level)."""
+    return imencode(".png", rgb, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+
+
+decode_png = imdecode
 
 
 def crop(pixels: np.ndarray, tile: tuple[int, int, int, int] | None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The demo build (recipe `demo`): all 19 types, train and test, from scikit-image's colour
 sample images. Each image is cut into a grid of `size` x `size` tiles (size 0: whole images,
-shipped byte for byte); sample j of a type takes tile j of the partition's tiles interleaved across
-images, so every type sees every image; test images are never used for training."""
+shipped byte for byte). A type's samples walk through the partition's tiles, interleaved across
+images so every type sees every image, taking the recipe's `variants` per tile; test images are
+never used for training."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ from typing import Any
 
 from uir25m import manifest, recipes, taxonomy
 from uir25m.build import BuildPlan
-from uir25m.shards import Item, chunk_stream, sample_seed
+from uir25m.shards import Item, chunk_stream, mark_shared_gts, sample_seed
 from uir25m.sources import CleanImage
 from uir25m.sources.embedded import SOURCE, demo_images
 
@@ -22,6 +23,8 @@ class DemoSettings:
     size: int = 256  # tile size; 0 = whole images
     seed: int = 0
     recipe: str = "demo"
+    shard_size: int | None = None  # default: the recipe's
+
 
     def __post_init__(self) -> None:
         if self.per_type < 1:
@@ -30,6 +33,8 @@ class DemoSettings:
             raise ValueError("--size must be 0 (whole images) or >= 16")
         if self.test_per_type is not None and self.test_per_type < 0:
             raise ValueError("--test-per-type must be >= 0")
+        if self.shard_size is not None and self.shard_size < 1:
+            raise ValueError("--shard-size must be >= 1")
 
     @property
     def n_test(self) -> int:
@@ -69,9 +74,11 @@ def plan(settings: DemoSettings) -> BuildPlan:
             if spec is None:
                 raise ValueError(f"recipe {recipe.name!r} has no entry for {code}: the demo builds all 19 types")
             items = []
+            per_image = spec.variants  # the recipe's variants per clean image (or tile)
             for j in range(n):
-                image, tile = cands[j % len(cands)]
-                variant = j // len(cands)
+                rounds, v = divmod(j, per_image)
+                image, tile = cands[rounds % len(cands)]
+                variant = v + per_image * (rounds // len(cands))
                 tile_s = manifest.format_tile(tile)
                 key = manifest.sample_key(code, SOURCE, "", image.relpath, f"v{variant}", tile_s)
                 level = spec.level_for(variant, f"{SOURCE}|{image.relpath}|{tile_s}|{code}")
@@ -79,9 +86,11 @@ def plan(settings: DemoSettings) -> BuildPlan:
                                   sample_seed(settings.seed, key), image.relpath, tile))
             if items:
                 tasks += chunk_stream(items, partition=partition, code=code, source=SOURCE, root=root,
-                                      shard_size=recipe.shard_size)
+                                      shard_size=settings.shard_size or recipe.shard_size)
+    tasks = mark_shared_gts(tasks)
     _check_keys(tasks)
-    inputs = tuple((SOURCE, im.relpath, os.path.getsize(os.path.join(root, im.relpath))) for im in images)
+    stats = {im.relpath: os.stat(os.path.join(root, im.relpath)) for im in images}
+    inputs = tuple((SOURCE, rel, st.st_size, st.st_mtime_ns) for rel, st in stats.items())
     used = {it.gt for t in tasks for it in t.items}
     excluded = tuple(
         {"source": SOURCE, "path": im.relpath, "reason": "excluded_by_recipe",
@@ -90,7 +99,7 @@ def plan(settings: DemoSettings) -> BuildPlan:
     )
     settings_dict: dict[str, Any] = {
         "per_type": settings.per_type, "test_per_type": settings.n_test, "size": settings.size,
-        "seed": settings.seed, "source": SOURCE,
+        "seed": settings.seed, "source": SOURCE, "shard_size": settings.shard_size or recipe.shard_size,
     }
     return BuildPlan(
         name=recipe.name, tasks=tuple(sorted(tasks, key=lambda t: t.shard)), inputs=inputs,

@@ -7,6 +7,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from uir25m.shards import ShardTask, TaskResult
 
@@ -79,4 +80,11 @@ def _run_once(tasks: Sequence[ShardTask], worker, workers: int):
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 task = running.pop(fut)
-                yield task, fut.result()
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    raise BuildError(
+                        f"a worker process died while building {task.shard} (killed, or out of memory?); "
+                        "finished shards are kept: rerun the same command to resume"
+                    ) from None
+                yield task, result

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from uir25m import taxonomy
+from uir25m.atomic import atomic_open
 
 FORMAT_VERSION = 1
 FIELDS = ("cls", "gt.png", "json", "lq.png")  # the tar members of every sample, in tar order
@@ -185,21 +186,19 @@ _PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, use_dictionary=
 
 
 class ParquetSink:
-    """Write a parquet file table by table (memory flat in the row count), deterministically, to a
-    temporary name; fsync and rename on a clean exit."""
+    """Write a parquet file table by table (memory flat in the row count), deterministically,
+    atomically (temp, fsync, rename)."""
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, metadata: Mapping[str, str] | None = None):
         self.path = Path(path)
         if metadata:
             schema = schema.with_metadata({**(schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}})
         self.schema = schema
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.rows = 0
 
     def __enter__(self) -> "ParquetSink":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.tmp, "wb")
-        self._w = pq.ParquetWriter(self._f, self.schema, **_PARQUET_OPTIONS)
+        self._file = atomic_open(self.path)
+        self._w = pq.ParquetWriter(self._file.__enter__(), self.schema, **_PARQUET_OPTIONS)
         return self
 
     def write(self, tbl: pa.Table) -> None:
@@ -210,16 +209,8 @@ class ParquetSink:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self._w.close()
-            self._f.flush()
-            if exc_type is None:
-                os.fsync(self._f.fileno())
         finally:
-            self._f.close()
-        if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
-            return
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
+            self._file.__exit__(exc_type, exc, tb)
 
 
 def write_parquet(tbl: pa.Table, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
@@ -232,19 +223,12 @@ def read_parquet(path: str | os.PathLike) -> pa.Table:
     return pq.read_table(path)
 
 
-def fsync_dir(path: str | os.PathLike) -> None:
-    """Make a rename durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def read_samples(root: str | os.PathLike) -> pa.Table:
     """samples.parquet of a built dataset, with a clear error if it is not one."""
     path = Path(root) / SAMPLES
     if not path.is_file():
+        if (Path(root) / BUILD_JSON).is_file():
+            raise FileNotFoundError(f"{root}: the build has not finished (no {SAMPLES} yet); rerun the build command to resume it")
         raise FileNotFoundError(f"{root}: not a UIR dataset (no {SAMPLES}); build one with `uir-build demo` or `uir-build build`")
     return read_parquet(path)
 

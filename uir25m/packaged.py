@@ -3,6 +3,7 @@ installed): list and read it with importlib.resources, so a non-editable install
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -13,7 +14,13 @@ KINDS = ("recipes", "subsets", "sources")
 def _folder(kind: str):
     if kind not in KINDS:
         raise ValueError(f"unknown manifest kind {kind!r}; one of {', '.join(KINDS)}")
-    return resources.files("uir25m.manifests").joinpath(kind)
+    try:
+        return resources.files("uir25m.manifests").joinpath(kind)
+    except ModuleNotFoundError:  # running from a source checkout that was never installed
+        checkout = Path(__file__).resolve().parents[1] / "manifests"
+        if not checkout.is_dir():
+            raise
+        return checkout / kind
 
 
 def names(kind: str) -> tuple[str, ...]:

@@ -24,13 +24,17 @@ def preview(root: str | os.PathLike, out: str | os.PathLike, *, per_type: int = 
     """Write the sheet (PNG) and return its path. Each row: class id, code and name, then up to
     `per_type` (LQ, GT) pairs of that type, read by the offsets in samples.parquet."""
     samples = manifest.read_samples(root)
-    cols = samples.select(["type", "partition", "shard", "lq_offset", "lq_size", "gt_offset", "gt_size", "level"]).to_pylist()
+    cols = samples.select(["type", "partition", "shard", "lq_offset", "lq_size", "gt_offset", "gt_size", "level", "source_gt"]).to_pylist()
     picked: dict[str, list[dict]] = {}
-    for want in (partition, None):  # prefer the asked partition, fall back to any
+    # prefer the asked partition and samples of different source images; then fill up with any
+    for want, distinct in ((partition, True), (partition, False), (None, False)):
         for r in cols:
-            if (want is None or r["partition"] == want) and len(picked.setdefault(r["type"], [])) < per_type:
-                if r not in picked[r["type"]]:
-                    picked[r["type"]].append(r)
+            row = picked.setdefault(r["type"], [])
+            if len(row) >= per_type or r in row or (want is not None and r["partition"] != want):
+                continue
+            if distinct and any(p["source_gt"] == r["source_gt"] for p in row):
+                continue
+            row.append(r)
     codes = [c for c in taxonomy.CODES if picked.get(c)]
     if not codes:
         raise ValueError(f"{root}: no samples to preview")

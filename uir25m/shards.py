@@ -10,13 +10,13 @@ import tarfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from uir25m import codec, manifest
+from uir25m import atomic, codec, manifest
 from uir25m.manifest import FIELDS, REJECTS_SCHEMA, SAMPLES_SCHEMA
 from uir25m.tarwriter import ShardTarWriter
 
@@ -43,6 +43,7 @@ class Item:
     seed: int  # per-sample seed; -1 for captured pairs
     gt: str  # relpath under the task's root
     tile: tuple[int, int, int, int] | None = None
+    share_gt: bool = False  # other tasks use the same encoded GT: keep it in the on-disk cache
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,20 @@ def is_done(out: str | os.PathLike, task: ShardTask) -> bool:
     return part_path(out, task.shard).is_file() and (Path(out) / task.shard).is_file()
 
 
+def mark_shared_gts(tasks: list[ShardTask]) -> list[ShardTask]:
+    """Flag the items whose GT (file + tile) more than one task uses: workers keep those encoded
+    GTs in an on-disk cache so each is encoded once per build, whichever process gets there first."""
+    users: dict[tuple, set[str]] = {}
+    for t in tasks:
+        for it in t.items:
+            users.setdefault((t.source, it.gt, it.tile), set()).add(t.shard)
+    shared = {k for k, v in users.items() if len(v) > 1}
+    return [
+        replace(t, items=tuple(replace(it, share_gt=(t.source, it.gt, it.tile) in shared) for it in t.items))
+        for t in tasks
+    ]
+
+
 def chunk_stream(
     items: Iterable[Item], *, partition: str, code: str, source: str, root: str, shard_size: int
 ) -> list[ShardTask]:
@@ -108,7 +123,7 @@ class _DecodedCache:
     """The last few decoded source files of this process (bounded by pixel bytes), so variants and
     types that share a clean image decode it once per process, across tasks."""
 
-    def __init__(self, max_bytes: int = 512 * 2**20):
+    def __init__(self, max_bytes: int = 256 * 2**20):
         self.max_bytes = max_bytes
         self.items: OrderedDict[tuple, codec.Decoded] = OrderedDict()
         self.bytes = 0
@@ -224,6 +239,8 @@ class ShardWorker:
         shared across tasks through an on-disk cache (same bytes either way)."""
         if decoded.passthrough and item.tile is None:
             return decoded.raw
+        if not item.share_gt:
+            return codec.encode_png(pixels, self.config.png_level)
         ident = f"{task.source}|{item.gt}|{manifest.format_tile(item.tile)}|{self.config.png_level}"
         path = Path(self.config.out) / CACHE_DIR / "gt" / f"{hashlib.sha256(ident.encode()).hexdigest()}.png"
         try:
@@ -231,10 +248,7 @@ class ShardWorker:
         except FileNotFoundError:
             pass
         data = codec.encode_png(pixels, self.config.png_level)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic.write_bytes(path, data, durable=False)  # a cache: complete or absent, never torn
         return data
 
     def _sample(self, task: ShardTask, item: Item, degrade) -> tuple[manifest.Label, bytes, bytes]:

@@ -1,7 +1,7 @@
 """A deterministic, atomic tar writer that reports where each member's bytes landed.
 
 Fixed headers (mtime, uid/gid, names, mode; USTAR), members in the order given, the shard's
-sha256 computed while writing; the tar goes to a temporary name, is fsynced and renamed.
+sha256 computed while writing; written through `atomic.atomic_open` (temp, fsync, rename).
 webdataset's TarWriter defaults mtime to now and writes straight to the final name, and reports no
 offsets: the offsets go into samples.parquet for random access.
 """
@@ -13,7 +13,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from uir25m.manifest import fsync_dir
+from uir25m.atomic import atomic_open
 
 MTIME = 946684800  # 2000-01-01T00:00:00Z, for every member
 MODE = 0o444
@@ -39,18 +39,16 @@ class _HashingFile(io.RawIOBase):
 
 class ShardTarWriter:
     """Use as a context manager; `add(name, data)` returns the data offset; on a clean exit the tar
-    is renamed into place and `sha256`/`size` are set. On an exception the temp file is removed."""
+    is renamed into place and `sha256`/`size` are set. On an exception nothing is left behind."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.sha256 = ""
         self.size = 0
 
     def __enter__(self) -> "ShardTarWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._raw = open(self.tmp, "wb")
-        self._hf = _HashingFile(self._raw)
+        self._file = atomic_open(self.path)
+        self._hf = _HashingFile(self._file.__enter__())
         self._tar = tarfile.open(fileobj=self._hf, mode="w", format=tarfile.USTAR_FORMAT)
         return self
 
@@ -69,17 +67,8 @@ class ShardTarWriter:
         return offset
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self._tar.close()
-            self._raw.flush()
-            if exc_type is None:
-                os.fsync(self._raw.fileno())
-        finally:
-            self._raw.close()
-        if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
-            return
-        self.sha256 = self._hf.sha.hexdigest()
-        self.size = self._hf.size
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
+        if exc_type is None:
+            self._tar.close()  # writes the end-of-archive blocks through the hashing file
+            self.sha256 = self._hf.sha.hexdigest()
+            self.size = self._hf.size
+        self._file.__exit__(exc_type, exc, tb)

@@ -202,3 +202,24 @@ def test_resume_refuses_a_folder_that_is_not_a_build(tmp_path, small):
     (tmp_path / "data").mkdir()
     with pytest.raises(build.ResumeError, match="not a resumable build"):
         build.run_build(demo.plan(small), tmp_path, mode="resume", progress=False)
+
+
+def test_one_build_per_folder_at_a_time(tmp_path, small):
+    import fcntl
+    import os
+    tmp_path.mkdir(exist_ok=True)
+    fd = os.open(tmp_path / ".uir-build.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(build.ResumeError, match="another build is running"):
+            build.run_build(demo.plan(small), tmp_path, progress=False)
+    finally:
+        os.close(fd)
+    assert build.run_build(demo.plan(small), tmp_path, progress=False)["pairs"] == 57
+
+
+def test_an_unfinished_build_says_so(tmp_path, small):
+    from uir25m import stats
+    (tmp_path / "build.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="not finished"):
+        stats.stats(tmp_path)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from uir25m.degrade import kernels
-from uir25m.degrade.params import draw, draw_all, new_seed, round6
+from uir25m.degrade.params import draw, round6, sampler
 from uir25m.degrade.pixels import filter2d, pixel_io
 from uir25m.degrade.registry import register
 
@@ -28,10 +28,7 @@ MB_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def mb_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else MB_LEVELS[level])
-    params["kernel_seed"] = new_seed(rng)
-    return params
+mb_sample_params = sampler(MB_LEVELS, "kernel_seed")
 
 
 def motion_kernel(
@@ -66,8 +63,7 @@ DB_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def db_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    return draw_all(rng, spec if spec is not None else DB_LEVELS[level])
+db_sample_params = sampler(DB_LEVELS)
 
 
 @pixel_io

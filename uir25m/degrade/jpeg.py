@@ -7,7 +7,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from uir25m.degrade.params import draw_all
+from uir25m import codec
+from uir25m.degrade.params import sampler
 from uir25m.degrade.pixels import pixel_io, to_uint8
 from uir25m.degrade.registry import register
 
@@ -30,22 +31,13 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
         cv2.IMWRITE_JPEG_PROGRESSIVE, 0,
         cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
     ]
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode a JPEG")
-    return buf.tobytes()
+    return codec.imencode(".jpg", rgb, params)
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """uint8 RGB pixels of JPEG bytes (OpenCV's decoder)."""
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("OpenCV could not decode the JPEG")
-    return bgr[..., ::-1].copy()
+decode_jpeg = codec.imdecode  # OpenCV's libjpeg, the decoder of the encoder above
 
 
-def j_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    return draw_all(rng, spec if spec is not None else J_LEVELS[level])
+j_sample_params = sampler(J_LEVELS)
 
 
 @pixel_io

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from uir25m.degrade.params import draw_all, new_seed
+from uir25m.degrade.params import sampler
 from uir25m.degrade.pixels import linear_to_srgb, pixel_io, srgb_to_linear
 from uir25m.degrade.registry import register
 
@@ -20,10 +20,7 @@ LL_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def ll_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else LL_LEVELS[level])
-    params["noise_seed"] = new_seed(rng)
-    return params
+ll_sample_params = sampler(LL_LEVELS, "noise_seed")
 
 
 @pixel_io

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from uir25m.degrade.mosaic import DEMOSAIC, demosaic_rggb, mosaic_rggb
-from uir25m.degrade.params import draw_all, new_seed
+from uir25m.degrade.params import sampler
 from uir25m.degrade.pixels import pixel_io, to_uint8
 from uir25m.degrade.registry import register
 
@@ -41,10 +41,7 @@ _SUBPIXELS[2] *= 0.5  # the dark gap between pixel rows
 _SUBPIXELS /= _SUBPIXELS.mean(axis=(0, 1), keepdims=True)  # keep each channel's mean brightness
 
 
-def mr_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else MR_LEVELS[level])
-    params["moire_seed"] = new_seed(rng)
-    return params
+mr_sample_params = sampler(MR_LEVELS, "moire_seed")
 
 
 def camera_homography(h: int, w: int, angle: float, scale: float, perspective: float, seed: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from uir25m.degrade.params import draw_all
+from uir25m.degrade.params import sampler
 from uir25m.degrade.pixels import pixel_io, to_uint8
 from uir25m.degrade.registry import register
 
@@ -48,8 +48,7 @@ def demosaic_rggb(cfa: np.ndarray, method: str) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(cfa), code)
 
 
-def ms_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    return draw_all(rng, spec if spec is not None else MS_LEVELS[level])
+ms_sample_params = sampler(MS_LEVELS)
 
 
 @pixel_io

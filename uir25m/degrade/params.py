@@ -102,3 +102,16 @@ def draw_all(rng: np.random.Generator, spec: Mapping[str, Any]) -> dict[str, Any
 def new_seed(rng: np.random.Generator) -> int:
     """A seed for an apply-time random field (noise, particles), drawn from the sample's rng."""
     return int(rng.integers(0, 2**31 - 1))
+
+
+def sampler(levels: Mapping[str, Mapping[str, Any]], seed_key: str | None = None):
+    """The usual `sample_params(rng, level, spec=None)`: draw every key of the level's spec (or of
+    `spec`), then, if `seed_key` is given, a seed for the apply-time random field under that name."""
+
+    def sample_params(rng: np.random.Generator, level: str, spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        params = draw_all(rng, spec if spec is not None else levels[level])
+        if seed_key:
+            params[seed_key] = new_seed(rng)
+        return params
+
+    return sample_params

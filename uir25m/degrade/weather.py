@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from uir25m.degrade import kernels
-from uir25m.degrade.params import draw_all, new_seed
+from uir25m.degrade.params import sampler
 from uir25m.degrade.pixels import filter2d, pixel_io
 from uir25m.degrade.registry import register
 
@@ -34,10 +34,7 @@ H_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def h_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else H_LEVELS[level])
-    params["depth_seed"] = new_seed(rng)
-    return params
+h_sample_params = sampler(H_LEVELS, "depth_seed")
 
 
 def synthetic_depth(height: int, width: int, *, gradient: float, roughness: float, depth_seed: int) -> np.ndarray:
@@ -82,10 +79,7 @@ RS_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def rs_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else RS_LEVELS[level])
-    params["streak_seed"] = new_seed(rng)
-    return params
+rs_sample_params = sampler(RS_LEVELS, "streak_seed")
 
 
 def rain_layer(
@@ -132,10 +126,7 @@ RD_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def rd_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else RD_LEVELS[level])
-    params["drop_seed"] = new_seed(rng)
-    return params
+rd_sample_params = sampler(RD_LEVELS, "drop_seed")
 
 
 @pixel_io
@@ -231,10 +222,7 @@ S_LEVELS: dict[str, dict[str, Any]] = {
 }
 
 
-def s_sample_params(rng: np.random.Generator, level: str, spec: dict | None = None) -> dict[str, Any]:
-    params = draw_all(rng, spec if spec is not None else S_LEVELS[level])
-    params["flake_seed"] = new_seed(rng)
-    return params
+s_sample_params = sampler(S_LEVELS, "flake_seed")
 
 
 @pixel_io
