@@ -87,8 +87,8 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic.write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def _prepare(out: Path, mode: str, fingerprint: str) -> int:
-    """Make `out` ready; returns how many shards a resume can keep (0 for a fresh start)."""
+def _prepare(out: Path, mode: str, fingerprint: str) -> None:
+    """Make `out` ready: wipe our files (overwrite) or check that a resume continues the same plan."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     build_json = out / manifest.BUILD_JSON
@@ -112,7 +112,6 @@ def _prepare(out: Path, mode: str, fingerprint: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for stale in list(out.glob("data/**/.*.tmp-*")) + list(out.glob("manifests/**/.*.tmp-*")):
         stale.unlink()  # half-written files of an interrupted run
-    return len(list((out / manifest.PARTS).glob("*.parquet"))) if (out / manifest.PARTS).is_dir() else 0
 
 
 def run_build(

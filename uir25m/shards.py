@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from uir25m import atomic, codec, manifest
+from uir25m import atomic, codec, degrade, manifest
 from uir25m.manifest import FIELDS, REJECTS_SCHEMA, SAMPLES_SCHEMA
 from uir25m.tarwriter import ShardTarWriter
 
@@ -177,19 +177,19 @@ class ShardWorker:
     # --- one shard -------------------------------------------------------------------------------
 
     def _write(self, task: ShardTask) -> tuple[int, int, int]:
-        from uir25m import degrade
-
         out = Path(self.config.out)
         rows: list[dict[str, Any]] = []
         rejects: list[dict[str, Any]] = []
         with ShardTarWriter(out / task.shard) as tar:
             for item in task.items:
                 try:
-                    sample = self._sample(task, item, degrade)
+                    sample = self._sample(task, item)
                 except _Reject as r:
                     if self.config.strict:
                         raise ValueError(f"{Path(task.root) / r.row['path']}: {r.row['reason']}: {r.row['detail']}") from None
-                    rejects.append({"source": task.source, "type": task.code, **r.row})
+                    row = {"source": task.source, "type": task.code, **r.row}
+                    if row not in rejects:  # one row per file and reason, however many samples it fed
+                        rejects.append(row)
                     continue
                 label, lq_bytes, gt_bytes = sample
                 members = {
@@ -251,7 +251,7 @@ class ShardWorker:
         atomic.write_bytes(path, data, durable=False)  # a cache: complete or absent, never torn
         return data
 
-    def _sample(self, task: ShardTask, item: Item, degrade) -> tuple[manifest.Label, bytes, bytes]:
+    def _sample(self, task: ShardTask, item: Item) -> tuple[manifest.Label, bytes, bytes]:
         gt_dec = self._decode(task.root, item.gt)
         gt_pix = codec.crop(gt_dec.pixels, item.tile)
         gt_bytes = self._gt_bytes(task, item, gt_dec, gt_pix)
