@@ -95,3 +95,13 @@ def test_crash_then_rerun_resumes_to_the_same_bytes(tmp_path, built, files):
     assert files(out) == files(built[0])
     r = cli("uir-build", "demo", "--out", str(out), *SMALL_ARGS[:-1], "4", "--quiet")
     assert r.returncode == 2 and "different plan" in r.stderr
+
+
+def test_recipe_lists_and_shows_distributions():
+    r = cli("uir-build", "recipe")
+    assert r.returncode == 0 and "demo" in r.stdout.split()
+    r = cli("uir-build", "recipe", "demo", "--json")
+    gn = json.loads(r.stdout)["synthetic"]["gn"]["levels"]
+    assert gn["gaussian"]["sigma"] == {"uniform": [1.0, 50.0]} and gn["gaussian_25"]["sigma"] == 25.0
+    r = cli("uir-build", "recipe", "nope")
+    assert r.returncode == 2 and "available: demo" in r.stderr

@@ -35,6 +35,22 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe(args: argparse.Namespace) -> int:
+    from uir25m import packaged, recipes
+
+    if not args.name:
+        print("\n".join(packaged.names("recipes")))
+        return 0
+    resolved = recipes.load(args.name).resolved()
+    if args.json:
+        print(json.dumps(resolved, indent=2, sort_keys=True))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(resolved, sort_keys=False, width=100, default_flow_style=None), end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="uir-build", description="Build UIR-format datasets (WebDataset shards + label manifests).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -55,6 +71,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_demo)
+
+    r = sub.add_parser("recipe", help="list the packaged recipes, or show one with every level's distributions")
+    r.add_argument("name", nargs="?", help="a recipe name (e.g. demo); none: list them")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_recipe)
 
     s = sub.add_parser("stats", help="counts per type, group, partition and source")
     s.add_argument("dir", help="a built dataset folder")

@@ -103,7 +103,7 @@ def plan(settings: DemoSettings) -> BuildPlan:
     }
     return BuildPlan(
         name=recipe.name, tasks=tuple(sorted(tasks, key=lambda t: t.shard)), inputs=inputs,
-        recipe=recipe.raw, settings=settings_dict, png_level=recipe.png_level,
+        recipe=recipe.resolved(), settings=settings_dict, png_level=recipe.png_level,
         overrides={c: dict(r.params) for c, r in recipe.synthetic.items() if r.params}, plan_rejects=excluded,
     )
 

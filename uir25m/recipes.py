@@ -53,7 +53,23 @@ class Recipe:
     shard_size: int
     png_level: int
     synthetic: dict[str, TypeRecipe]
-    raw: dict[str, Any]  # the parsed YAML, for build.json and the plan fingerprint
+    raw: dict[str, Any]  # the parsed YAML
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every level's full distribution spec (the type's defaults with the
+        recipe's overrides merged in): what build.json records and the plan fingerprint hashes,
+        so a changed default in the code is never mistaken for the same plan."""
+        return {
+            "name": self.name, "description": self.description, "shard_size": self.shard_size,
+            "png_level": self.png_level,
+            "synthetic": {
+                code: {
+                    "variants": t.variants,
+                    "levels": {lvl: degrade.get(code).spec(lvl, t.override(lvl)) for lvl in t.levels},
+                }
+                for code, t in self.synthetic.items()
+            },
+        }
 
 
 def parse(data: dict[str, Any], where: str = "recipe") -> Recipe:

@@ -28,3 +28,18 @@ def test_variants_cycle_through_levels_per_image():
 def test_bad_recipes_fail_naming_the_key(data, match):
     with pytest.raises(recipes.RecipeError, match=match):
         recipes.parse(data)
+
+
+def test_resolved_recipe_spells_out_every_distribution():
+    r = recipes.parse({"name": "x", "synthetic": {"gn": {"levels": ["gaussian", "poisson"],
+                                                          "params": {"gaussian": {"sigma": {"uniform": [5, 9]}}}}}})
+    levels = r.resolved()["synthetic"]["gn"]["levels"]
+    assert levels["gaussian"] == {"noise": "gaussian", "sigma": {"uniform": [5, 9]}}
+    assert levels["poisson"] == degrade.get("gn").levels["poisson"]
+
+
+def test_build_json_records_the_resolved_recipe(demo_dir):
+    from uir25m import manifest
+    info = manifest.read_build_json(demo_dir)
+    assert info["recipe"] == recipes.load("demo").resolved()
+    assert set(info["versions"]) >= {"numpy", "opencv", "pillow", "uir25m"}
