@@ -37,6 +37,7 @@ class BuildPlan:
     """Everything a build will do, fixed before any work starts."""
 
     name: str
+    seed: int
     tasks: tuple[ShardTask, ...]  # sorted by shard path
     inputs: tuple[tuple[str, str, int, int], ...]  # (source, relpath, bytes, mtime_ns) of every input file
     recipe: Mapping[str, Any]
@@ -53,7 +54,7 @@ class BuildPlan:
         """sha256 of what determines the output bytes: versions, recipe, settings, inputs, items."""
         h = hashlib.sha256()
         head = {
-            "format_version": manifest.FORMAT_VERSION, "versions": library_versions(),
+            "format_version": manifest.FORMAT_VERSION, "versions": library_versions(), "seed": self.seed,
             "recipe": self.recipe, "settings": self.settings, "png_level": self.png_level,
             "overrides": self.overrides,
         }
@@ -63,7 +64,7 @@ class BuildPlan:
         for task in self.tasks:
             h.update(task.shard.encode())
             for it in task.items:
-                h.update(f"{it.key}|{it.level}|{it.seed}|{it.gt}|{it.tile}|{it.variant}|{it.real}".encode())
+                h.update(repr((it.code, it.source, it.partition, it.variant, it.level, it.real, it.gt, it.lq, it.tile, it.tile_size)).encode())
         for rej in self.plan_rejects:
             h.update(manifest.canonical_json(dict(rej)).encode())
         return h.hexdigest()
@@ -161,12 +162,13 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
     if plan.plan_rejects:
         manifest.write_parquet(manifest.table(plan.plan_rejects, manifest.REJECTS_SCHEMA), out / manifest.PARTS / "_plan.rejects.parquet")
     todo = [t for t in plan.tasks if not is_done(out, t)]
-    worker = ShardWorker(WorkerConfig(str(out), plan.png_level, {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in plan.overrides.items()}, strict))
-    bar = tqdm(total=sum(len(t.items) for t in todo), unit="pair", desc=f"build {plan.name}",
+    overrides = {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in plan.overrides.items()}
+    worker = ShardWorker(WorkerConfig(str(out), plan.seed, plan.png_level, overrides, strict))
+    bar = tqdm(total=sum(len(t.items) for t in todo), unit="item", desc=f"build {plan.name}",
                disable=not progress, dynamic_ncols=True, mininterval=0.5)
 
     def on_result(r: TaskResult) -> None:
-        bar.update(r.count + r.rejects)
+        bar.update(r.items)
 
     try:
         executors.run(todo, worker, kind=executor, workers=workers, on_result=on_result)

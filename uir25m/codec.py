@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -49,6 +50,45 @@ def png_header(data: bytes) -> tuple[int, int] | None:
     if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
         return None
     return data[24], data[25]
+
+
+@dataclass(frozen=True)
+class PassThrough:
+    """An 8-bit RGB PNG that can ship as it is: its size, read from IHDR."""
+
+    width: int
+    height: int
+
+
+def check_passthrough_png(data: bytes) -> PassThrough | None:
+    """Validate an 8-bit RGB PNG without decoding it: signature, IHDR, every chunk's CRC up to
+    IEND, IDAT present, no eXIf chunk (orientation would need applying). Bytes after IEND are
+    tolerated, as decoders do (the file still ships byte for byte).
+    Returns its size if it can ship byte for byte, None if it needs the full decode path
+    (other formats or modes); raises CodecError for a damaged file."""
+    header = png_header(data)
+    if header != (8, 2):
+        return None
+    pos, n, seen_idat = 8, len(data), False
+    while True:
+        if pos + 12 > n:
+            raise CodecError("truncated", f"PNG ends inside a chunk header at byte {pos}")
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            raise CodecError("truncated", f"PNG chunk {kind!r} runs past the end of the file")
+        if zlib.crc32(data[pos + 4:pos + 8 + length]) != int.from_bytes(data[end - 4:end], "big"):
+            raise CodecError("truncated", f"PNG chunk {kind!r} at byte {pos} fails its CRC")
+        if kind == b"eXIf":
+            return None
+        seen_idat |= kind == b"IDAT"
+        pos = end
+        if kind == b"IEND":
+            break
+    if not seen_idat:
+        raise CodecError("truncated", "PNG without image data")
+    return PassThrough(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
 
 
 def _sixteen_bit_png(data: bytes) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 
 from uir25m import manifest, recipes, taxonomy
 from uir25m.build import BuildPlan
-from uir25m.shards import Item, chunk_stream, mark_shared_gts, sample_seed
+from uir25m.shards import Item, chunk_stream, mark_shared_gts
 from uir25m.sources import CleanImage
 from uir25m.sources.embedded import SOURCE, demo_images
 
@@ -80,10 +80,8 @@ def plan(settings: DemoSettings) -> BuildPlan:
                 image, tile = cands[rounds % len(cands)]
                 variant = v + per_image * (rounds // len(cands))
                 tile_s = manifest.format_tile(tile)
-                key = manifest.sample_key(code, SOURCE, "", image.relpath, f"v{variant}", tile_s)
                 level = spec.level_for(variant, f"{SOURCE}|{image.relpath}|{tile_s}|{code}")
-                items.append(Item(key, code, SOURCE, partition, f"v{variant}", level, False,
-                                  sample_seed(settings.seed, key), image.relpath, tile))
+                items.append(Item(code, SOURCE, partition, f"v{variant}", level, False, image.relpath, tile=tile))
             if items:
                 tasks += chunk_stream(items, partition=partition, code=code, source=SOURCE, root=root,
                                       shard_size=settings.shard_size or recipe.shard_size)
@@ -102,7 +100,7 @@ def plan(settings: DemoSettings) -> BuildPlan:
         "seed": settings.seed, "source": SOURCE, "shard_size": settings.shard_size or recipe.shard_size,
     }
     return BuildPlan(
-        name=recipe.name, tasks=tuple(sorted(tasks, key=lambda t: t.shard)), inputs=inputs,
+        name=recipe.name, seed=settings.seed, tasks=tuple(sorted(tasks, key=lambda t: t.shard)), inputs=inputs,
         recipe=recipe.resolved(), settings=settings_dict, png_level=recipe.png_level,
         overrides={c: dict(r.params) for c, r in recipe.synthetic.items() if r.params}, plan_rejects=excluded,
     )
@@ -112,6 +110,7 @@ def _check_keys(tasks: list) -> None:
     seen: set[str] = set()
     for t in tasks:
         for it in t.items:
-            if it.key in seen:
-                raise manifest.FormatError(f"key collision: {it.key}")
-            seen.add(it.key)
+            key = it.key(manifest.format_tile(it.tile))
+            if key in seen:
+                raise manifest.FormatError(f"key collision: {key}")
+            seen.add(key)

@@ -29,21 +29,29 @@ def crashpoint(name: str) -> None:
         os._exit(77)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
-    """One planned sample."""
+    """One planned source item: a captured pair (`lq` set) or a clean image to degrade (`lq` "").
+    It becomes one sample, or one per tile when `tile_size` cuts it at build time."""
 
-    key: str
     code: str
     source: str
     partition: str
     variant: str
     level: str  # "" for captured pairs
     real: bool
-    seed: int  # per-sample seed; -1 for captured pairs
     gt: str  # relpath under the task's root
-    tile: tuple[int, int, int, int] | None = None
-    share_gt: bool = False  # other tasks use the same encoded GT: keep it in the on-disk cache
+    lq: str = ""
+    tile: tuple[int, int, int, int] | None = None  # a fixed window (the demo)
+    tile_size: int = 0  # cut into tiles of this size at build time (0: whole images)
+    share_gt: bool = False  # other tasks use the same GT: keep its encodings in the on-disk cache
+
+    def key(self, tile: str = "") -> str:
+        return manifest.sample_key(self.code, self.source, self.lq, self.gt, self.variant, tile)
+
+    @property
+    def identity(self) -> tuple:
+        return (self.code, self.source, self.lq, self.gt, self.variant, self.tile)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class ShardTask:
 @dataclass(frozen=True)
 class WorkerConfig:
     out: str
+    seed: int = 0  # the build seed; per-sample seeds derive from it and the key
     png_level: int = codec.DEFAULT_PNG_LEVEL
     overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # code -> level -> spec
     strict: bool = False
@@ -73,11 +82,29 @@ class TaskResult:
     rejects: int = 0
     seconds: float = 0.0
     error: str = ""
+    items: int = 0
 
 
 def sample_seed(build_seed: int, key: str) -> int:
     """The per-sample seed: 60 bits of sha256(build seed, key)."""
     return int(hashlib.sha256(f"{int(build_seed)}:{key}".encode()).hexdigest()[:15], 16)
+
+
+def _positions(n: int, size: int) -> list[int]:
+    if n <= size:
+        return [0]
+    pos = list(range(0, n - size + 1, size))
+    if pos[-1] + size < n:
+        pos.append(n - size)  # the last tile is aligned to the edge (it overlaps the previous one)
+    return pos
+
+
+def tile_grid(width: int, height: int, size: int) -> list[tuple[int, int, int, int] | None]:
+    """Tiles of `size` covering the image: a grid with the last row and column aligned to the
+    edges; [None] (the whole image) when size is 0 or the image fits in one tile."""
+    if size <= 0 or (width <= size and height <= size):
+        return [None]
+    return [(x, y, min(size, width), min(size, height)) for y in _positions(height, size) for x in _positions(width, size)]
 
 
 def part_path(out: str | os.PathLike, shard: str, suffix: str = "") -> Path:
@@ -91,8 +118,8 @@ def is_done(out: str | os.PathLike, task: ShardTask) -> bool:
 
 
 def mark_shared_gts(tasks: list[ShardTask]) -> list[ShardTask]:
-    """Flag the items whose GT (file + tile) more than one task uses: workers keep those encoded
-    GTs in an on-disk cache so each is encoded once per build, whichever process gets there first."""
+    """Flag the items whose GT file more than one task uses: workers keep those encoded GTs in an
+    on-disk cache so each is encoded once per build, whichever process gets there first."""
     users: dict[tuple, set[str]] = {}
     for t in tasks:
         for it in t.items:
@@ -108,8 +135,8 @@ def chunk_stream(
     items: Iterable[Item], *, partition: str, code: str, source: str, root: str, shard_size: int
 ) -> list[ShardTask]:
     """Sort one stream's items (GT first, so variants of an image share one decode) and cut it
-    into shards of `shard_size`."""
-    ordered = sorted(items, key=lambda it: (it.gt, it.tile or (), it.variant, it.key))
+    into shards of `shard_size` items."""
+    ordered = sorted(items, key=lambda it: (it.gt, it.tile or (), it.variant, it.lq, it.level))
     tasks = []
     for index, start in enumerate(range(0, len(ordered), shard_size)):
         tasks.append(ShardTask(
@@ -119,39 +146,57 @@ def chunk_stream(
     return tasks
 
 
-class _DecodedCache:
-    """The last few decoded source files of this process (bounded by pixel bytes), so variants and
-    types that share a clean image decode it once per process, across tasks."""
+class _LRU:
+    """A small per-process cache bounded by bytes, for decoded images and encoded GTs, so the
+    variants, types and LQs that share a clean image decode and encode it once per process."""
 
-    def __init__(self, max_bytes: int = 256 * 2**20):
+    def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.items: OrderedDict[tuple, codec.Decoded] = OrderedDict()
+        self.items: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
         self.bytes = 0
 
-    def get(self, ident: tuple) -> codec.Decoded | None:
+    def get(self, ident: tuple) -> Any:
         hit = self.items.get(ident)
-        if hit is not None:
-            self.items.move_to_end(ident)
-        return hit
+        if hit is None:
+            return None
+        self.items.move_to_end(ident)
+        return hit[0]
 
-    def put(self, ident: tuple, decoded: codec.Decoded) -> None:
-        size = decoded.pixels.nbytes + len(decoded.raw)
-        if size > self.max_bytes:
+    def put(self, ident: tuple, value: Any, size: int) -> None:
+        if size > self.max_bytes or ident in self.items:
             return
-        self.items[ident] = decoded
+        self.items[ident] = (value, size)
         self.bytes += size
         while self.bytes > self.max_bytes:
-            _, old = self.items.popitem(last=False)
-            self.bytes -= old.pixels.nbytes + len(old.raw)
+            _, (_, old) = self.items.popitem(last=False)
+            self.bytes -= old
 
 
-_DECODED = _DecodedCache()
+_DECODED = _LRU(256 * 2**20)
+_ENCODED_GT = _LRU(64 * 2**20)
 
 
 class _Reject(Exception):
-    def __init__(self, path: str, reason: str, detail: str, stage: str):
-        super().__init__(f"{path}: {reason}: {detail}")
-        self.row = {"path": path, "reason": reason, "detail": detail, "stage": stage}
+    """Rejected inputs: one row per file (path, reason, detail, stage)."""
+
+    def __init__(self, *rows: tuple[str, str, str, str]):
+        super().__init__("; ".join(f"{p}: {r}: {d}" for p, r, d, _ in rows))
+        self.rows = [{"path": p, "reason": r, "detail": d, "stage": st} for p, r, d, st in rows]
+
+    def with_partner(self, partner: str, role: str, relpath: str) -> "_Reject":
+        """The same rejects plus the pair's other file, which cannot ship without this one."""
+        first = self.rows[0]
+        extra = (partner, "partner_rejected", f"its {role} {relpath} was rejected ({first['reason']})", first["stage"])
+        return _Reject(*[(r["path"], r["reason"], r["detail"], r["stage"]) for r in self.rows], extra)
+
+
+@dataclass
+class _Input:
+    """One source file, read and checked."""
+
+    relpath: str
+    data: bytes
+    passthrough: codec.PassThrough | None  # an 8-bit RGB PNG that can ship as it is
 
 
 class ShardWorker:
@@ -172,7 +217,7 @@ class ShardWorker:
             if self.config.strict:
                 raise
             return TaskResult(task.shard, False, seconds=time.perf_counter() - t0, error=f"{type(e).__name__}: {e}")
-        return TaskResult(task.shard, True, count, size, rejects, time.perf_counter() - t0)
+        return TaskResult(task.shard, True, count, size, rejects, time.perf_counter() - t0, items=len(task.items))
 
     # --- one shard -------------------------------------------------------------------------------
 
@@ -182,95 +227,170 @@ class ShardWorker:
         rejects: list[dict[str, Any]] = []
         with ShardTarWriter(out / task.shard) as tar:
             for item in task.items:
-                try:
-                    sample = self._sample(task, item)
-                except _Reject as r:
-                    if self.config.strict:
-                        raise ValueError(f"{Path(task.root) / r.row['path']}: {r.row['reason']}: {r.row['detail']}") from None
-                    row = {"source": task.source, "type": task.code, **r.row}
-                    if row not in rejects:  # one row per file and reason, however many samples it fed
-                        rejects.append(row)
-                    continue
-                label, lq_bytes, gt_bytes = sample
-                members = {
-                    "cls": str(label.class_id).encode(), "gt.png": gt_bytes,
-                    "json": label.to_json_bytes(), "lq.png": lq_bytes,
-                }
-                row: dict[str, Any] = dict(label.__dict__)
-                for name in FIELDS:
-                    data = members[name]
-                    short = name.split(".")[0]
-                    row[f"{short}_offset"] = tar.add(f"{item.key}.{name}", data)
-                    row[f"{short}_size"] = len(data)
-                row.update(shard=task.shard, index=len(rows),
-                           lq_sha256=hashlib.sha256(lq_bytes).hexdigest(),
-                           gt_sha256=hashlib.sha256(gt_bytes).hexdigest())
-                rows.append(row)
+                for sample in self._samples(task, item, rejects):
+                    rows.append(self._add(tar, task, sample, len(rows)))
+                    crashpoint("mid_shard")
         crashpoint("after_shard_rename")
         if rejects:
             manifest.write_parquet(manifest.table(rejects, REJECTS_SCHEMA), part_path(out, task.shard, ".rejects"))
-        shard_meta = {
-            "shard": task.shard, "count": str(len(rows)), "bytes": str(tar.size), "sha256": tar.sha256,
-        }
+        shard_meta = {"shard": task.shard, "count": str(len(rows)), "bytes": str(tar.size), "sha256": tar.sha256}
         manifest.write_parquet(manifest.table(rows, SAMPLES_SCHEMA), part_path(out, task.shard), shard_meta)
         crashpoint("after_part")
         return len(rows), tar.size, len(rejects)
 
-    def _decode(self, root: str, relpath: str) -> codec.Decoded:
-        path = Path(root) / relpath
+    def _add(self, tar: ShardTarWriter, task: ShardTask, sample: tuple, index: int) -> dict[str, Any]:
+        label, lq_bytes, gt_bytes = sample
+        members = {"cls": str(label.class_id).encode(), "gt.png": gt_bytes, "json": label.to_json_bytes(), "lq.png": lq_bytes}
+        row: dict[str, Any] = dict(label.__dict__)
+        for name in FIELDS:
+            data = members[name]
+            short = name.split(".")[0]
+            row[f"{short}_offset"] = tar.add(f"{label.key}.{name}", data)
+            row[f"{short}_size"] = len(data)
+        row.update(shard=task.shard, index=index, lq_sha256=hashlib.sha256(lq_bytes).hexdigest(),
+                   gt_sha256=hashlib.sha256(gt_bytes).hexdigest())
+        return row
+
+    def _samples(self, task: ShardTask, item: Item, rejects: list[dict[str, Any]]) -> Iterator[tuple]:
+        """The item's samples; rejects go to `rejects` (one row per file and reason), or raise in
+        strict mode naming the file."""
+        make = self._captured if item.lq else self._synthetic
         try:
-            st = path.stat()
-            ident = (str(path), st.st_size, st.st_mtime_ns)
-            cached = _DECODED.get(ident)
-            if cached is not None:
-                return cached
-            data = path.read_bytes()
+            yield from make(task, item)
+        except _Reject as r:
+            if self.config.strict:
+                first = r.rows[0]
+                raise ValueError(f"{Path(task.root) / first['path']}: {first['reason']}: {first['detail']}") from None
+            for row in r.rows:
+                row = {"source": task.source, "type": task.code, **row}
+                if row not in rejects:
+                    rejects.append(row)
+
+    # --- inputs ------------------------------------------------------------------------------------
+
+    def _read(self, root: str, relpath: str) -> _Input:
+        try:
+            data = (Path(root) / relpath).read_bytes()
         except OSError as e:
-            raise _Reject(relpath, "unreadable", f"{type(e).__name__}: {e.strerror or e}", "decode") from None
+            raise _Reject((relpath, "unreadable", f"{type(e).__name__}: {e.strerror or e}", "read")) from None
+        if not data:
+            raise _Reject((relpath, "empty_file", "the file has zero bytes", "read"))
         try:
-            decoded = codec.decode(data)
+            return _Input(relpath, data, codec.check_passthrough_png(data))
         except codec.CodecError as e:
-            raise _Reject(relpath, e.reason, e.detail, "decode") from None
-        _DECODED.put(ident, decoded)
+            raise _Reject((relpath, e.reason, e.detail, "decode")) from None
+
+    def _decode(self, inp: _Input, cache: bool) -> codec.Decoded:
+        ident = (inp.relpath, hashlib.blake2b(inp.data, digest_size=16).digest())
+        hit = _DECODED.get(ident) if cache else None
+        if hit is not None:
+            return hit
+        try:
+            decoded = codec.decode(inp.data)
+        except codec.CodecError as e:
+            raise _Reject((inp.relpath, e.reason, e.detail, "decode")) from None
+        if cache:
+            _DECODED.put(ident, decoded, decoded.pixels.nbytes + len(decoded.raw))
         return decoded
 
-    def _gt_bytes(self, task: ShardTask, item: Item, decoded: codec.Decoded, pixels: np.ndarray) -> bytes:
-        """The GT's shipped bytes: the file itself (8-bit RGB PNG, untiled) or one PNG encoding,
-        shared across tasks through an on-disk cache (same bytes either way)."""
-        if decoded.passthrough and item.tile is None:
+    def _encoded(self, task: ShardTask, item: Item, role: str, decoded: codec.Decoded, tile) -> bytes:
+        """Shipped bytes of one side: the file itself (8-bit RGB PNG, whole), else one PNG
+        encoding; GT encodings are memoised in the process and, when other tasks share the GT, in
+        an on-disk cache (the same bytes either way)."""
+        if decoded.passthrough and tile is None:
             return decoded.raw
-        if not item.share_gt:
+        pixels = codec.crop(decoded.pixels, tile)
+        if role == "lq":
             return codec.encode_png(pixels, self.config.png_level)
-        ident = f"{task.source}|{item.gt}|{manifest.format_tile(item.tile)}|{self.config.png_level}"
-        path = Path(self.config.out) / CACHE_DIR / "gt" / f"{hashlib.sha256(ident.encode()).hexdigest()}.png"
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            pass
+        ident = (task.source, item.gt, manifest.format_tile(tile), self.config.png_level)
+        hit = _ENCODED_GT.get(ident)
+        if hit is not None:
+            return hit
+        path = None
+        if item.share_gt:
+            digest = hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
+            path = Path(self.config.out) / CACHE_DIR / "gt" / f"{digest}.png"
+            if path.is_file():
+                data = path.read_bytes()
+                _ENCODED_GT.put(ident, data, len(data))
+                return data
         data = codec.encode_png(pixels, self.config.png_level)
-        atomic.write_bytes(path, data, durable=False)  # a cache: complete or absent, never torn
+        if path is not None:
+            atomic.write_bytes(path, data, durable=False)  # a cache: complete or absent, never torn
+        _ENCODED_GT.put(ident, data, len(data))
         return data
 
-    def _sample(self, task: ShardTask, item: Item) -> tuple[manifest.Label, bytes, bytes]:
-        gt_dec = self._decode(task.root, item.gt)
-        gt_pix = codec.crop(gt_dec.pixels, item.tile)
-        gt_bytes = self._gt_bytes(task, item, gt_dec, gt_pix)
+    # --- the two kinds of item -----------------------------------------------------------------------
+
+    def _tiles(self, item: Item, width: int, height: int) -> list:
+        return [item.tile] if item.tile else tile_grid(width, height, item.tile_size)
+
+    def _synthetic(self, task: ShardTask, item: Item) -> Iterator[tuple]:
+        gt_dec = self._decode(self._read(task.root, item.gt), cache=True)
         conversions = [f"gt:{c}" for c in gt_dec.conversions]
         override = self.config.overrides.get(item.code, {}).get(item.level)
+        w, h = gt_dec.size
+        for tile in self._tiles(item, w, h):
+            tile_s = manifest.format_tile(tile)
+            key = item.key(tile_s)
+            seed = sample_seed(self.config.seed, key)
+            gt_bytes = self._encoded(task, item, "gt", gt_dec, tile)
+            gt_pix = codec.crop(gt_dec.pixels, tile)
+            try:
+                params = degrade.sample(item.code, np.random.default_rng(seed), item.level, override)
+                lq_bytes = codec.encode_png(degrade.apply(item.code, gt_pix, params), self.config.png_level)
+            except Exception as e:  # noqa: BLE001 - a degradation bug must not lose the input silently
+                raise _Reject((item.gt, "degrade_failed", f"{item.code}/{item.level} {tile_s}: {type(e).__name__}: {e}", "degrade")) from None
+            th, tw = gt_pix.shape[:2]
+            yield self._label(item, key, tile_s, tw, th, seed, params, "synthetic", gt_dec.source_format, conversions), lq_bytes, gt_bytes
+
+    def _captured(self, task: ShardTask, item: Item) -> Iterator[tuple]:
         try:
-            params = degrade.sample(item.code, np.random.default_rng(item.seed), item.level, override)
-            lq_pix = degrade.apply(item.code, gt_pix, params)
-            lq_bytes = codec.encode_png(lq_pix, self.config.png_level)
-        except Exception as e:  # noqa: BLE001 - a degradation bug must not lose the input silently
-            raise _Reject(item.gt, "degrade_failed", f"{item.code}/{item.level}: {type(e).__name__}: {e}", "degrade") from None
-        h, w = gt_pix.shape[:2]
-        label = manifest.make_label(
-            key=item.key, code=item.code, partition=item.partition, source=item.source,
-            variant=item.variant, real=item.real, level=item.level, params=params, seed=item.seed,
-            width=w, height=h, lq_source_format="synthetic", gt_source_format=gt_dec.source_format,
-            conversions=conversions, tile=manifest.format_tile(item.tile), source_lq="", source_gt=item.gt,
+            gt = self._read(task.root, item.gt)
+        except _Reject as r:
+            raise r.with_partner(item.lq, "GT", item.gt) from None
+        try:
+            lq = self._read(task.root, item.lq)
+        except _Reject as r:
+            raise r.with_partner(item.gt, "LQ", item.lq) from None
+        fits = item.tile is None and (item.tile_size <= 0 or (gt.passthrough is not None and max(gt.passthrough.width, gt.passthrough.height) <= item.tile_size))
+        if gt.passthrough and lq.passthrough and fits:  # ship both files as they are, no decode
+            self._check_sizes(item, (lq.passthrough.width, lq.passthrough.height), (gt.passthrough.width, gt.passthrough.height))
+            w, h = gt.passthrough.width, gt.passthrough.height
+            yield self._label(item, item.key(""), "", w, h, -1, {}, "png", "png", []), lq.data, gt.data
+            return
+        try:
+            gt_dec = self._decode(gt, cache=True)
+        except _Reject as r:
+            raise r.with_partner(item.lq, "GT", item.gt) from None
+        try:
+            lq_dec = self._decode(lq, cache=False)
+        except _Reject as r:
+            raise r.with_partner(item.gt, "LQ", item.lq) from None
+        self._check_sizes(item, lq_dec.size, gt_dec.size)
+        conversions = [f"lq:{c}" for c in lq_dec.conversions] + [f"gt:{c}" for c in gt_dec.conversions]
+        w, h = gt_dec.size
+        for tile in self._tiles(item, w, h):
+            tile_s = manifest.format_tile(tile)
+            tw, th = (tile[2], tile[3]) if tile else (w, h)
+            label = self._label(item, item.key(tile_s), tile_s, tw, th, -1, {}, lq_dec.source_format, gt_dec.source_format, conversions)
+            yield label, self._encoded(task, item, "lq", lq_dec, tile), self._encoded(task, item, "gt", gt_dec, tile)
+
+    @staticmethod
+    def _check_sizes(item: Item, lq_size: tuple[int, int], gt_size: tuple[int, int]) -> None:
+        if lq_size != gt_size:
+            detail = f"LQ {lq_size[0]}x{lq_size[1]} vs GT {gt_size[0]}x{gt_size[1]}"
+            raise _Reject((item.lq, "size_mismatch", detail, "decode"), (item.gt, "size_mismatch", detail, "decode"))
+
+    @staticmethod
+    def _label(item: Item, key: str, tile: str, width: int, height: int, seed: int, params: dict,
+               lq_format: str, gt_format: str, conversions: list[str]) -> manifest.Label:
+        return manifest.make_label(
+            key=key, code=item.code, partition=item.partition, source=item.source, variant=item.variant,
+            real=item.real, level=item.level, params=params, seed=seed, width=width, height=height,
+            lq_source_format=lq_format, gt_source_format=gt_format, conversions=conversions, tile=tile,
+            source_lq=item.lq, source_gt=item.gt,
         )
-        return label, lq_bytes, gt_bytes
 
 
 # --- reading ---------------------------------------------------------------------------------------

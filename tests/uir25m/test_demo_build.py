@@ -171,7 +171,7 @@ def test_webdataset_reads_the_shards(demo_dir):
 def test_plan_is_deterministic_and_keys_unique(small):
     a, b = demo.plan(small), demo.plan(small)
     assert a.fingerprint() == b.fingerprint()
-    keys = [it.key for t in a.tasks for it in t.items]
+    keys = [it.key(manifest.format_tile(it.tile)) for t in a.tasks for it in t.items]
     assert len(keys) == len(set(keys)) == a.pairs
     assert a.fingerprint() != demo.plan(demo.DemoSettings(per_type=2, test_per_type=1, size=64, seed=8)).fingerprint()
 

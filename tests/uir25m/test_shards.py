@@ -9,17 +9,14 @@ from PIL import Image
 
 from uir25m import build, manifest
 from uir25m.executors import BuildError
-from uir25m.shards import Item, chunk_stream, mark_shared_gts, sample_seed
+from uir25m.shards import Item, chunk_stream, mark_shared_gts
 
 
 def make_plan(root, names, code="gn", level="gaussian_25"):
-    items = []
-    for name in names:
-        key = manifest.sample_key(code, "mine", "", name, "v0", "")
-        items.append(Item(key, code, "mine", "train", "v0", level, False, sample_seed(1, key), name))
+    items = [Item(code, "mine", "train", "v0", level, False, name) for name in names]
     tasks = mark_shared_gts(chunk_stream(items, partition="train", code=code, source="mine", root=str(root), shard_size=10))
     inputs = tuple(("mine", n, os.path.getsize(root / n), 0) for n in names)
-    return build.BuildPlan("t", tuple(tasks), inputs, {"name": "t"}, {"seed": 1}, 3)
+    return build.BuildPlan("t", 1, tuple(tasks), inputs, {"name": "t"}, {"seed": 1}, 3)
 
 
 @pytest.fixture()
