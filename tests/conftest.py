@@ -51,3 +51,8 @@ def files():
 def _no_crash_env(monkeypatch):
     monkeypatch.delenv("UIR_CRASH_AT", raising=False)
     yield
+
+
+import sys  # noqa: E402
+
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent / "uir25m")]  # helpers: clirun, trees

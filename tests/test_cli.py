@@ -2,20 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from clirun import cli
 from PIL import Image
-
-
-def cli(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / name
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", {"uir-build": "uir25m.cli", "uir-train": "training.cli"}[name]]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
 
 
 SMALL_ARGS = ["--per-type", "1", "--test-per-type", "1", "--size", "64", "--seed", "3"]

@@ -9,8 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.taxonomy", "uir25m.manifest", "uir25m.subsets"}
 # builder modules each may import only modules listed before them
-BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "degrade", "recipes", "sources", "manifest", "tarwriter",
-                 "shards", "executors", "build", "demo", "subsets", "stats", "preview", "cli"]
+BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "manifest", "degrade", "sources", "recipes",
+                 "tarwriter", "shards", "executors", "build", "estimate", "planner", "demo", "subsets", "stats",
+                 "preview", "verify", "cli"]
 
 
 def imports(path: Path) -> set[str]:

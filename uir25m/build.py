@@ -45,6 +45,7 @@ class BuildPlan:
     png_level: int
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     plan_rejects: tuple[Mapping[str, str], ...] = ()
+    locations: Mapping[str, Any] = field(default_factory=dict)  # where the sources are: recorded, not fingerprinted
 
     @property
     def pairs(self) -> int:
@@ -124,12 +125,14 @@ def run_build(
     strict: bool = False,
     progress: bool = True,
     executor: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Execute `plan` into `out`; returns the closing summary (also printed by the CLI)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with _lock(out):
-        return _run_locked(plan, out, workers=workers, mode=mode, strict=strict, progress=progress, executor=executor)
+        return _run_locked(plan, out, workers=workers, mode=mode, strict=strict, progress=progress,
+                           executor=executor, address=address)
 
 
 @contextlib.contextmanager
@@ -146,15 +149,18 @@ def _lock(out: Path):
         os.close(fd)
 
 
-def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: bool, progress: bool, executor: str) -> dict[str, Any]:
+def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: bool, progress: bool,
+                executor: str, address: str | None) -> dict[str, Any]:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    if strict:
+        _fail_on_plan_rejects(plan)
     fp = plan.fingerprint()
     _prepare(out, mode, fp)
     info = {
         "format_version": manifest.FORMAT_VERSION, "status": "running", "fingerprint": fp,
-        "recipe": plan.recipe, "settings": plan.settings, "versions": library_versions(),
+        "recipe": plan.recipe, "settings": plan.settings, "locations": dict(plan.locations), "versions": library_versions(),
         "encoder": codec.encoder_settings(plan.png_level), "tasks": len(plan.tasks), "pairs_planned": plan.pairs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -171,7 +177,7 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
         bar.update(r.items)
 
     try:
-        executors.run(todo, worker, kind=executor, workers=workers, on_result=on_result)
+        executors.run(todo, worker, kind=executor, workers=workers, on_result=on_result, address=address)
     finally:
         bar.close()
     crashpoint("before_merge")
@@ -182,12 +188,23 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
     built = sum(len(t.items) for t in todo)
     summary.update(
         seconds=round(seconds, 3), shards_built=len(todo), shards_resumed=len(plan.tasks) - len(todo),
-        pairs_per_s=round(built / seconds, 2) if seconds > 0 else 0.0, workers=workers, out=str(out),
+        pairs_per_s=round(built / seconds, 2) if seconds > 0 else 0.0, workers=workers, executor=executor, out=str(out),
     )
     info.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 summary={k: v for k, v in summary.items() if k not in ("out",)})
     _write_json(out / manifest.BUILD_JSON, info)
     return summary
+
+
+NOT_BAD = ("excluded_by_recipe", "metadata")  # rejects that say nothing is wrong with the file
+
+
+def _fail_on_plan_rejects(plan: BuildPlan) -> None:
+    """Strict mode: the first bad input found while planning stops the build, naming the file."""
+    for r in plan.plan_rejects:
+        if r["reason"] not in NOT_BAD:
+            root = plan.locations.get("roots", {}).get(r["source"], r["source"])
+            raise ValueError(f"{Path(root) / r['path']}: {r['reason']}: {r['detail']}")
 
 
 def merge(out: Path, plan: BuildPlan) -> dict[str, Any]:

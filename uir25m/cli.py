@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,54 @@ def _demo(args: argparse.Namespace) -> int:
                               strict=args.strict, progress=not (args.json or args.quiet))
     print(json.dumps(summary, indent=2, sort_keys=True) if args.json else build.format_summary(summary))
     return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from uir25m import build, estimate, planner
+
+    dirs = {}
+    for kv in args.source or []:
+        name, sep, path = kv.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--source expects NAME=PATH, got {kv!r}")
+        dirs[name] = path
+    if not args.dry_run and not args.out:
+        raise ValueError("--out is required (or use --dry-run)")
+    settings = planner.BuildSettings(recipe=args.recipe, raw=args.root, seed=args.seed, tile=args.tile,
+                                     shard_size=args.shard_size, source_dirs=dirs)
+    plan, report = planner.plan(settings)
+    log = sys.stderr if args.json else sys.stdout
+    for line in report.lines():
+        print(line, file=log)
+    if args.dry_run:
+        est = estimate.estimate(plan, workers=args.workers)
+        if args.json:
+            print(json.dumps({"report": report.__dict__, "estimate": est}, indent=2, sort_keys=True))
+        else:
+            print("\n".join(estimate.format_estimate(est)))
+        return 0
+    summary = build.run_build(plan, args.out, workers=args.workers, mode=args.mode, strict=args.strict,
+                              progress=not (args.json or args.quiet), executor=args.executor, address=args.address)
+    summary["missing_sources"] = [m["source"] for m in report.missing]
+    print(json.dumps(summary, indent=2, sort_keys=True) if args.json else build.format_summary(summary))
+    if report.missing and not args.json:
+        print(f"not built (sources absent): {', '.join(summary['missing_sources'])}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from uir25m import verify
+
+    result = verify.verify(args.dir, decode=args.decode, workers=args.workers)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        for p in result["problems"]:
+            print(f"{p['shard']}{' ' + p['key'] if p['key'] else ''}: {p['problem']}")
+        state = "OK" if result["ok"] else f"{len(result['problems'])} problem(s)"
+        print(f"{result['root']}: {result['shards']} shards, {result['samples']} samples checked"
+              f"{' and decoded' if args.decode else ''}: {state}")
+    return 0 if result["ok"] else 1
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -72,10 +121,37 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_demo)
 
+    b = sub.add_parser("build", help="build a recipe from the datasets you downloaded",
+                       description="Build a recipe (uir-2.5m, 5d, 12d, mixed, test-5d, test-dn, ... or a YAML file) from "
+                                   "the catalogued datasets found under --root. Absent sources are reported and skipped.")
+    b.add_argument("--recipe", required=True, help="a packaged recipe name or a recipe YAML file")
+    b.add_argument("--root", help="the folder holding the downloaded datasets")
+    b.add_argument("--out", help="output folder (not needed with --dry-run)")
+    b.add_argument("--source", action="append", metavar="NAME=PATH", help="where one source lives, if not under --root (repeatable)")
+    b.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    b.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes (default) or Ray")
+    b.add_argument("--address", help="Ray cluster address (with --executor ray; default: start a local Ray)")
+    b.add_argument("--tile", type=int, default=None, help="cut images larger than T x T into tiles (0: whole images)")
+    b.add_argument("--shard-size", type=int, default=None, help="source items per shard (default: the recipe's)")
+    b.add_argument("--seed", type=int, default=0, help="build seed (default 0)")
+    b.add_argument("--mode", choices=("resume", "overwrite"), default="resume")
+    b.add_argument("--strict", action="store_true", help="fail on the first bad input, naming the file and the reason")
+    b.add_argument("--dry-run", action="store_true", help="plan, then print tasks, items, estimated bytes and time")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_build)
+
     r = sub.add_parser("recipe", help="list the packaged recipes, or show one with every level's distributions")
     r.add_argument("name", nargs="?", help="a recipe name (e.g. demo); none: list them")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_recipe)
+
+    v = sub.add_parser("verify", help="re-hash every shard and sample against the manifests")
+    v.add_argument("dir", help="a built dataset folder")
+    v.add_argument("--decode", action="store_true", help="also decode every image and check its size")
+    v.add_argument("--workers", type=int, default=4, help="shards checked at once (default 4)")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_verify)
 
     s = sub.add_parser("stats", help="counts per type, group, partition and source")
     s.add_argument("dir", help="a built dataset folder")
@@ -99,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ResumeError, BuildError, AccountingError, FileNotFoundError, ValueError) as e:
+    except (ResumeError, BuildError, AccountingError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"uir-build {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -88,7 +88,12 @@ def check_passthrough_png(data: bytes) -> PassThrough | None:
             break
     if not seen_idat:
         raise CodecError("truncated", "PNG without image data")
-    return PassThrough(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:  # the same guard Pillow applies when it decodes
+        raise CodecError("too_large", f"{width}x{height} = {width * height} pixels exceeds twice Pillow's "
+                                      f"MAX_IMAGE_PIXELS ({limit}): a possible decompression bomb")
+    return PassThrough(width, height)
 
 
 def _sixteen_bit_png(data: bytes) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Run build tasks: in this process (1 worker) or in a pool of local processes. Every kind takes the
-same (tasks, worker) and gives the same results, retries failed tasks and reports alike; the
-output bytes never depend on the executor."""
+"""Run build tasks: `local` (in this process for 1 worker, else a pool of local processes) or
+`ray` (a Ray cluster: an existing one at `address`, or a local one of `workers` CPUs). Every kind
+takes the same (tasks, worker), retries failed tasks and reports alike; the output bytes never
+depend on the executor."""
 from __future__ import annotations
 
 import multiprocessing
@@ -11,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from uir25m.shards import ShardTask, TaskResult
 
-KINDS = ("local",)
+KINDS = ("local", "ray")
 
 
 class BuildError(RuntimeError):
@@ -32,6 +33,7 @@ def run(
     workers: int = 1,
     retries: int = 1,
     on_result: Callable[[TaskResult], None] | None = None,
+    address: str | None = None,
 ) -> list[TaskResult]:
     """Run every task (each at most 1 + `retries` times); results in task order.
 
@@ -46,7 +48,8 @@ def run(
     pending = list(tasks)
     for attempt in range(retries + 1):
         failed: list[ShardTask] = []
-        for task, result in _run_once(pending, worker, workers):
+        attempt_results = _run_ray(pending, worker, workers, address) if kind == "ray" else _run_once(pending, worker, workers)
+        for task, result in attempt_results:
             if result.ok or attempt == retries:
                 results[task.shard] = result
                 if on_result:
@@ -88,3 +91,37 @@ def _run_once(tasks: Sequence[ShardTask], worker, workers: int):
                         "finished shards are kept: rerun the same command to resume"
                     ) from None
                 yield task, result
+
+
+def _call(worker, task: ShardTask) -> TaskResult:
+    return worker(task)
+
+
+def _run_ray(tasks: Sequence[ShardTask], worker, workers: int, address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("the Ray executor needs Ray: pip install 'uir25m[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_call)
+        worker_ref = ray.put(worker)
+        queue = deque(sorted(tasks, key=lambda t: -len(t.items)))
+        running: dict = {}
+        limit = 2 * max(workers, int(ray.cluster_resources().get("CPU", workers)))
+        while queue or running:
+            while queue and len(running) < limit:
+                task = queue.popleft()
+                running[remote.remote(worker_ref, task)] = task
+            done, _ = ray.wait(list(running), num_returns=1)
+            for ref in done:
+                task = running.pop(ref)
+                yield task, ray.get(ref)  # a strict-mode error re-raises here as its own type
+    finally:
+        if started:
+            ray.shutdown()

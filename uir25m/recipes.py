@@ -1,9 +1,13 @@
 """Recipes (`manifests/recipes/*.yaml`): which types to build and, for synthetic types, how many
 variants per clean image, from which levels, with which parameter distributions.
 
-    name: demo
-    shard_size: 1000          # samples per shard (one shard = one build task)
+    name: 5d
+    shard_size: 1000          # source items per shard (one shard = one build task)
     png_level: 3              # OpenCV PNG compression level of encoded images
+    tile: 0                   # cut images larger than this into tiles (0: whole images)
+    sources:                  # what `uir-build build` takes from which catalogued source
+      - {source: gopro, parts: [train]}                    # captured pairs: the part's type
+      - {source: bsd400, parts: [all], synthesise: [gn]}   # clean images: these synthetic types
     synthetic:
       gn:
         variants: 6           # per clean image (or tile)
@@ -18,13 +22,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from uir25m import degrade, packaged, taxonomy
+import yaml
+
+from uir25m import degrade, packaged, sources, taxonomy
 from uir25m.degrade.params import is_distribution, validate
 
-_TOP_KEYS = {"name", "description", "shard_size", "png_level", "synthetic"}
+_TOP_KEYS = {"name", "description", "shard_size", "png_level", "tile", "sources", "synthetic"}
 _TYPE_KEYS = {"variants", "levels", "params"}
+_ENTRY_KEYS = {"source", "parts", "synthesise"}
 
 
 class RecipeError(ValueError):
@@ -47,6 +55,15 @@ class TypeRecipe:
 
 
 @dataclass(frozen=True)
+class SourceEntry:
+    """Parts of one catalogued source; clean parts name the synthetic types made from them."""
+
+    source: str
+    parts: tuple[str, ...]
+    synthesise: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     description: str
@@ -54,6 +71,8 @@ class Recipe:
     png_level: int
     synthetic: dict[str, TypeRecipe]
     raw: dict[str, Any]  # the parsed YAML
+    tile: int = 0
+    sources: tuple[SourceEntry, ...] = ()
 
     def resolved(self) -> dict[str, Any]:
         """The recipe with every level's full distribution spec (the type's defaults with the
@@ -61,7 +80,8 @@ class Recipe:
         so a changed default in the code is never mistaken for the same plan."""
         return {
             "name": self.name, "description": self.description, "shard_size": self.shard_size,
-            "png_level": self.png_level,
+            "png_level": self.png_level, "tile": self.tile,
+            "sources": [{"source": e.source, "parts": list(e.parts), "synthesise": list(e.synthesise)} for e in self.sources],
             "synthetic": {
                 code: {
                     "variants": t.variants,
@@ -93,7 +113,40 @@ def parse(data: dict[str, Any], where: str = "recipe") -> Recipe:
         except taxonomy.UnknownTypeError as e:
             raise RecipeError(f"{where}: synthetic: {e}") from None
         synthetic[code] = _type_recipe(code, spec or {}, f"{where}: synthetic.{code}")
-    return Recipe(name, str(data.get("description", "")), shard_size, png_level, synthetic, data)
+    tile = data.get("tile", 0)
+    if not isinstance(tile, int) or tile < 0 or 0 < tile < 16:
+        raise RecipeError(f"{where}: tile must be 0 (whole images) or >= 16")
+    entries = tuple(_entry(e, synthetic, f"{where}: sources[{i}]") for i, e in enumerate(data.get("sources") or []))
+    if len({e.source for e in entries}) != len(entries):
+        raise RecipeError(f"{where}: a source is listed twice; list all its parts in one entry")
+    return Recipe(name, str(data.get("description", "")), shard_size, png_level, synthetic, data, tile, entries)
+
+
+def _entry(data: Any, synthetic: dict[str, TypeRecipe], where: str) -> SourceEntry:
+    if not isinstance(data, dict) or set(data) - _ENTRY_KEYS or "source" not in data:
+        raise RecipeError(f"{where}: expected {{source, parts, synthesise}}, got {data!r}")
+    try:
+        spec = sources.load(data["source"])
+    except FileNotFoundError as e:
+        raise RecipeError(f"{where}: {e}") from None
+    parts = data.get("parts", "*")
+    names = [p.name for p in spec.parts] if parts == "*" else parts
+    if not isinstance(names, list) or not names:
+        raise RecipeError(f"{where}: parts must be '*' or a non-empty list")
+    synth = tuple(data.get("synthesise") or ())
+    for code in synth:
+        if code not in synthetic:
+            raise RecipeError(f"{where}: synthesise {code!r}, which the recipe's synthetic: section does not define")
+    for name in names:
+        try:
+            part = spec.part(name)
+        except sources.SourceError as e:
+            raise RecipeError(f"{where}: {e}") from None
+        if part.type is None and not synth:
+            raise RecipeError(f"{where}: part {name} holds clean images only: say which types to synthesise from it")
+    if synth and all(spec.part(n).type is not None for n in names):
+        raise RecipeError(f"{where}: synthesise applies to clean-only parts, and none of {names} is one")
+    return SourceEntry(spec.name, tuple(names), synth)
 
 
 def _type_recipe(code: str, spec: dict[str, Any], where: str) -> TypeRecipe:
@@ -126,5 +179,13 @@ def _type_recipe(code: str, spec: dict[str, Any], where: str) -> TypeRecipe:
 
 
 def load(name: str) -> Recipe:
-    """A packaged recipe by name."""
+    """A packaged recipe by name, or a recipe YAML file by path."""
+    path = Path(name)
+    if name.endswith((".yaml", ".yml")) or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe file {name} does not exist")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise RecipeError(f"{name}: expected a mapping at the top level")
+        return parse(data, str(path))
     return parse(packaged.load("recipes", name), f"recipes/{name}.yaml")

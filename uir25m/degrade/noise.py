@@ -19,6 +19,8 @@ GN_LEVELS: dict[str, dict[str, Any]] = {
     "gaussian_15": {"noise": "gaussian", "sigma": 15.0},
     "gaussian_25": {"noise": "gaussian", "sigma": 25.0},
     "gaussian_50": {"noise": "gaussian", "sigma": 50.0},
+    "gaussian_60": {"noise": "gaussian", "sigma": 60.0},  # the OOD denoising tests (test-dn)
+    "gaussian_75": {"noise": "gaussian", "sigma": 75.0},
     "gaussian": {"noise": "gaussian", "sigma": {"uniform": [1.0, 50.0]}},
     "poisson": {"noise": "poisson", "scale": {"loguniform": [0.002, 0.05]}},
     "salt_pepper": {
