@@ -94,4 +94,4 @@ def test_recipe_lists_and_shows_distributions():
     gn = json.loads(r.stdout)["synthetic"]["gn"]["levels"]
     assert gn["gaussian"]["sigma"] == {"uniform": [1.0, 50.0]} and gn["gaussian_25"]["sigma"] == 25.0
     r = cli("uir-build", "recipe", "nope")
-    assert r.returncode == 2 and "available: demo" in r.stderr
+    assert r.returncode == 2 and "available: " in r.stderr and "demo" in r.stderr and "uir-2.5m" in r.stderr

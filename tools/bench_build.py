@@ -1,6 +1,7 @@
 """Benchmark the demo-style build against its codec floor, and 1 vs 2 workers.
 
-    python tools/bench_build.py [--per-type 24] [--size 256] [--json]
+    python tools/bench_build.py [--per-type 64] [--size 256] [--json]
+    python tools/bench_build.py --ingest 400 [--ingest-size 512]      # pass-through ingest vs tar cf
 
 Codec floor, measured in this run, single-threaded, on the same planned pairs:
     floor pairs/s = pairs / sum over pairs of (t_decode + t_degrade + t_encode)
@@ -115,6 +116,78 @@ def same_bytes(a: Path, b: Path) -> bool:
     return files(a) == files(b)
 
 
+def make_png_pairs(root: Path, n: int, size: int) -> None:
+    """n 8-bit RGB PNG pairs of size x size in the Rain13K layout (train/Rain13K/{input,target}),
+    cut from scikit-image's colour samples with noise, so no two files are alike."""
+    import skimage.data
+
+    from uir25m import codec
+
+    base = root / "rain13k" / "train" / "Rain13K"
+    (base / "input").mkdir(parents=True, exist_ok=True)
+    (base / "target").mkdir(parents=True, exist_ok=True)
+    pics = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.immunohistochemistry()]
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        pic = pics[i % len(pics)]
+        h, w = pic.shape[:2]
+        y, x = rng.integers(0, max(1, h - size)), rng.integers(0, max(1, w - size))
+        clean = np.ascontiguousarray(np.resize(pic[y:y + size, x:x + size], (size, size, 3)))
+        rain = np.clip(clean.astype(np.int16) + rng.integers(-20, 21, clean.shape), 0, 255).astype(np.uint8)
+        (base / "target" / f"{i:05d}.png").write_bytes(codec.encode_png(clean, 1))
+        (base / "input" / f"{i:05d}.png").write_bytes(codec.encode_png(rain, 1))
+
+
+def bench_ingest(n: int, size: int, workers: list[int]) -> dict:
+    """PNG pass-through ingest (plan + build of captured 8-bit RGB PNG pairs, no decode) against
+    `tar cf` of the same files, both from a warm page cache, output to the same file system."""
+    import subprocess
+
+    from uir25m import build, planner
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        raw = tmp / "raw"
+        make_png_pairs(raw, n, size)
+        src = raw / "rain13k"
+        nbytes = sum(p.stat().st_size for p in src.rglob("*.png"))
+        recipe = tmp / "ingest.yaml"
+        recipe.write_text("name: ingest\nshard_size: 200\nsources: [{source: rain13k, parts: [train]}]\n")
+        subprocess.run(["tar", "cf", str(tmp / "warm.tar"), "-C", str(raw), "rain13k"], check=True)  # warm the cache
+        (tmp / "warm.tar").unlink()
+        import uir25m.shards  # noqa: F401  (imports out of the timing, as tar's start-up is)
+
+        def timed(fn) -> float:
+            """Median of 3 runs, each from a clean slate: no dirty pages left from before."""
+            runs = []
+            for _ in range(3):
+                subprocess.run(["sync"], check=True)
+                t0 = time.perf_counter()
+                fn()
+                runs.append(time.perf_counter() - t0)
+            return sorted(runs)[1]
+
+        def tar() -> None:
+            subprocess.run(["tar", "cf", str(tmp / "ref.tar"), "-C", str(raw), "rain13k"], check=True)
+            subprocess.run(["sync"], check=True)  # the builder fsyncs every shard: make tar durable too
+
+        tar_s = timed(tar)
+        out = {"pairs": n, "size": size, "input_mb": nbytes / 1e6, "tar_seconds": tar_s, "tar_mb_per_s": nbytes / 1e6 / tar_s}
+        for w in workers:
+            dest = tmp / f"out{w}"
+
+            def ingest() -> None:
+                plan, _ = planner.plan(planner.BuildSettings(recipe=str(recipe), raw=str(raw)))
+                summary = build.run_build(plan, dest, workers=w, mode="overwrite", progress=False)
+                assert summary["pairs"] == n and summary["rejected"] == 0
+
+            secs = timed(ingest)
+            out[f"ingest_{w}"] = {"seconds": secs, "mb_per_s": nbytes / 1e6 / secs, "vs_tar": tar_s / secs}
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-type", type=int, default=64)
@@ -122,7 +195,23 @@ def main() -> int:
     ap.add_argument("--shard-size", type=int, default=None, help="smaller shards = more tasks, for many workers")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--ingest", type=int, default=0, metavar="N",
+                    help="instead: PNG pass-through ingest of N pairs vs tar cf over the same files")
+    ap.add_argument("--ingest-size", type=int, default=512)
     args = ap.parse_args()
+    if args.ingest:
+        r = bench_ingest(args.ingest, args.ingest_size, args.workers)
+        if args.json:
+            print(json.dumps(r, indent=2))
+            return 0
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(f"{r['pairs']} PNG pairs of {r['size']}^2, {r['input_mb']:.0f} MB: tar cf + sync {r['tar_seconds']:.2f} s "
+              f"({r['tar_mb_per_s']:.0f} MB/s)")
+        for w in args.workers:
+            i = r[f"ingest_{w}"]
+            print(f"ingest (plan + build), {w} worker(s): {i['seconds']:.2f} s = {i['mb_per_s']:.0f} MB/s, "
+                  f"{i['vs_tar']:.2f}x tar's speed (target >= 0.5)")
+        return 0
 
     from uir25m import demo
 

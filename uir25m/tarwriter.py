@@ -8,9 +8,9 @@ offsets: the offsets go into samples.parquet for random access.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from uir25m.atomic import atomic_open
@@ -19,27 +19,16 @@ MTIME = 946684800  # 2000-01-01T00:00:00Z, for every member
 MODE = 0o444
 
 
-class _HashingFile(io.RawIOBase):
-    def __init__(self, f: io.BufferedWriter):
-        self.f = f
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.size
-
-    def write(self, b) -> int:  # type: ignore[override]
-        self.sha.update(b)
-        self.size += len(b)
-        return self.f.write(b)
+BLOCK = 512
+RECORD = 20 * BLOCK  # tar pads the archive to a whole record, as GNU tar and Python's tarfile do
 
 
 class ShardTarWriter:
     """Use as a context manager; `add(name, data)` returns the data offset; on a clean exit the tar
-    is renamed into place and `sha256`/`size` are set. On an exception nothing is left behind."""
+    is renamed into place and `sha256`/`size` are set. On an exception nothing is left behind.
+
+    Headers come from `tarfile.TarInfo.tobuf` (USTAR); the data is written in one call per member,
+    not copied through tarfile's 16 KB buffer."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -48,9 +37,18 @@ class ShardTarWriter:
 
     def __enter__(self) -> "ShardTarWriter":
         self._file = atomic_open(self.path)
-        self._hf = _HashingFile(self._file.__enter__())
-        self._tar = tarfile.open(fileobj=self._hf, mode="w", format=tarfile.USTAR_FORMAT)
+        self._f = self._file.__enter__()
+        self._sha = hashlib.sha256()
+        # the shard's sha256 runs on its own thread (hashlib releases the GIL), in write order,
+        # while this thread hashes the members and writes
+        self._hasher = ThreadPoolExecutor(max_workers=1)
+        self._pos = 0
         return self
+
+    def _write(self, data: bytes) -> None:
+        self._hasher.submit(self._sha.update, data)
+        self._f.write(data)
+        self._pos += len(data)
 
     def add(self, name: str, data: bytes) -> int:
         """Append one member; returns the byte offset of its data in the tar."""
@@ -61,14 +59,19 @@ class ShardTarWriter:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.type = tarfile.REGTYPE
-        header_len = len(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
-        offset = self._tar.offset + header_len
-        self._tar.addfile(info, io.BytesIO(data))
+        self._write(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+        offset = self._pos
+        self._write(data)
+        if len(data) % BLOCK:
+            self._write(bytes(BLOCK - len(data) % BLOCK))
         return offset
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self._tar.close()  # writes the end-of-archive blocks through the hashing file
-            self.sha256 = self._hf.sha.hexdigest()
-            self.size = self._hf.size
+            end = self._pos + 2 * BLOCK  # two zero blocks end the archive
+            self._write(bytes(2 * BLOCK + (-end) % RECORD))
+        self._hasher.shutdown(wait=True)
+        if exc_type is None:
+            self.sha256 = self._sha.hexdigest()
+            self.size = self._pos
         self._file.__exit__(exc_type, exc, tb)
