@@ -136,7 +136,9 @@ def test_verify_names_a_flipped_byte_and_a_missing_shard(clean_build, tmp_path):
 def test_ray_executor_writes_the_same_bytes(raw, clean_build, tmp_path, files):
     pytest.importorskip("ray")
     _, raw_, recipe = raw
-    r = cli("uir-build", *args(raw_, recipe, tmp_path / "ray", "--executor", "ray", "--json"), env={"RAY_DISABLE_USAGE_STATS": "1"})
+    cmd = args(raw_, recipe, tmp_path / "ray", "--executor", "ray", "--json")
+    cmd[cmd.index("--workers") + 1] = "2"  # ray.init(num_cpus=2)
+    r = cli("uir-build", *cmd, env={"RAY_DISABLE_USAGE_STATS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(r.stdout)
     assert s["executor"] == "ray"

@@ -164,3 +164,25 @@ def test_dry_run_estimates_without_writing(tmp_path):
     assert e["items"] == 4 + 3 and e["tasks"] == len(plan.tasks)
     assert e["est_samples"] == 7 and e["est_bytes"] > 0 and e["est_cpu_seconds"] > 0
     assert {(r["type"], r["source"]) for r in e["streams"]} == {("gn", "bsd400"), ("ll", "lol")}
+
+
+@pytest.mark.parametrize("name", ["uir-2.5m", "5d", "12d", "mixed", "test-5d", "test-dn", "test-12d"])
+def test_packaged_recipes_plan_on_the_miniature_trees(mini, name):
+    tmp, raw, *_ = mini
+    plan, report = planner.plan(planner.BuildSettings(recipe=name, raw=str(raw)))
+    assert not report.missing and plan.pairs > 0
+    expected_types = {"5d": {"h", "rs", "gn", "mb", "ll"}, "test-5d": {"h", "rs", "gn", "mb", "ll"},
+                      "mixed": {"b_j", "b_ll_n", "ll_h_r_s"}, "test-dn": {"gn"}}
+    if name in expected_types:
+        assert {t.code for t in plan.tasks} == expected_types[name]
+    if name == "test-dn":  # 5 sigmas per clean image
+        assert {it.level for t in plan.tasks for it in t.items} == {f"gaussian_{s}" for s in (15, 25, 50, 60, 75)}
+    assert all(t.partition == ("test" if name.startswith("test") else "train") for t in plan.tasks)
+
+
+def test_a_packaged_test_recipe_builds(mini, tmp_path):
+    tmp, raw, *_ = mini
+    plan, _ = planner.plan(planner.BuildSettings(recipe="test-5d", raw=str(raw)))
+    s = build.run_build(plan, tmp_path / "t5", progress=False, strict=False)
+    assert s["types"] == 5 and s["pairs_by_partition"] == {"test": s["pairs"]}
+    assert s["inputs"] == s["shipped"] + s["rejected"]
