@@ -150,11 +150,15 @@ def _source_items(spec: SourceSpec, entry: recipes.SourceEntry, recipe: recipes.
                      "notes": scan.notes})
     used = {it.gt for it in items} | {it.lq for it in items if it.lq}
     selected_gt = set().union(*(scans[n].gt_files for n in entry.parts))
-    other_parts = {n: s for n, s in scans.items() if n not in entry.parts}
+    owner_of: dict[str, str] = {}  # file -> the first unselected part that covers it
+    for n, s in scans.items():
+        if n not in entry.parts:
+            for rel in s.files:
+                owner_of.setdefault(rel, n)
     for rel in index.files:
         if rel in used or rel in rejected:
             continue
-        owner = next((n for n, s in other_parts.items() if rel in s.files), None)
+        owner = owner_of.get(rel)
         if rel in selected_gt and owner is None:
             rejects.append(_reject(spec.name, rel, "missing_partner", "no LQ of the selected parts pairs with this GT"))
         elif owner is not None:
