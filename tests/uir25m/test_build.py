@@ -62,7 +62,7 @@ def test_every_valid_pair_of_every_layout_ships(mini):
     tmp, raw, recipe, plan, report, summary = mini
     rows = samples(tmp / "out")
     shipped = {(r["source"], r["source_lq"], r["source_gt"]) for r in rows}
-    for name, (files, expected) in TREES.items():
+    for name, (files, expected, *_) in TREES.items():
         for part, pairs in expected.items():
             for lq, gt in pairs:
                 assert (name, lq, gt) in shipped, f"{name}/{part}: {lq} -> {gt} not shipped"

@@ -2,6 +2,7 @@
 ../shared/reference/datasets.md), and the pairs each catalogued part must find in them."""
 from __future__ import annotations
 
+import importlib
 import zlib
 from pathlib import Path
 
@@ -14,8 +15,9 @@ SNOW = "media/jdway/GameSSD/overlapping"
 CDD = ["low", "haze", "rain", "snow", "low_haze", "low_rain", "low_snow", "haze_rain", "haze_snow", "low_haze_rain", "low_haze_snow"]
 SIDD = "Data/0001_001_S6_00100_00060_3200_L"
 
-# source -> (files, {part: [(lq, gt), ...]}); clean parts list ("", gt)
-TREES: dict[str, tuple[list[str], dict[str, list[tuple[str, str]]]]] = {
+# source -> (files, {part: [(lq, gt), ...]}[, {text file: content}]); clean parts list ("", gt),
+# unpaired (no-reference) parts (f, f). More entries live in trees_*.py (merged below).
+TREES: dict[str, tuple] = {
     "gopro": (
         ["train/GOPR0372_07_00/blur/000047.png", "train/GOPR0372_07_00/blur_gamma/000047.png",
          "train/GOPR0372_07_00/sharp/000047.png", "train/GOPR0884_11_00/blur/000001.png",
@@ -103,8 +105,10 @@ TREES: dict[str, tuple[list[str], dict[str, list[tuple[str, str]]]]] = {
     ),
     "realblur": (
         [f"{r}/scene{n}/{k}/{k}_1.png" for r in (RB_J, RB_R) for n in ("001", "230") for k in ("gt", "blur")]
-        + ["RealBlur_J_train_list.txt", "RealBlur_J_test_list.txt", "RealBlur_R_train_list.txt", "RealBlur_R_test_list.txt"],
+        ,
         {f"{v.lower()}_{split}": [(f"{r}/scene{n}/blur/blur_1.png", f"{r}/scene{n}/gt/gt_1.png")]
+         for v, r in (("J", RB_J), ("R", RB_R)) for split, n in (("train", "001"), ("test", "230"))},
+        {f"RealBlur_{v}_{split}_list.txt": f"{r}/scene{n}/gt/gt_1.png {r}/scene{n}/blur/blur_1.png\n"
          for v, r in (("J", RB_J), ("R", RB_R)) for split, n in (("train", "001"), ("test", "230"))},
     ),
     "dpdd": (
@@ -160,13 +164,14 @@ def make_tree(root: Path, source: str) -> Path:
     from uir25m import sources
 
     folder = root / sources.load(source).dirs[0]
-    files, expected = TREES[source]
-    for rel in files:
-        if not rel.endswith("_list.txt"):
-            image(folder / rel, seed=zlib.crc32(f"{source}/{rel}".encode()))  # distinct pixels: no accidental duplicates
-    if source == "realblur":
-        for v, r in (("J", RB_J), ("R", RB_R)):
-            for split, n in (("train", "001"), ("test", "230")):
-                (folder / f"RealBlur_{v}_{split}_list.txt").write_text(
-                    f"{r}/scene{n}/gt/gt_1.png {r}/scene{n}/blur/blur_1.png\n")
+    entry = TREES[source]
+    for rel in entry[0]:
+        image(folder / rel, seed=zlib.crc32(f"{source}/{rel}".encode()))  # distinct pixels: no accidental duplicates
+    for rel, text in (entry[2] if len(entry) > 2 else {}).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
     return folder
+
+
+for _module in sorted(Path(__file__).parent.glob("trees_*.py")):
+    TREES.update(importlib.import_module(_module.stem).TREES)

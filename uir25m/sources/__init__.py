@@ -2,7 +2,8 @@
 adapters that turn a downloaded dataset's folders into sorted pairs, and records of clean images.
 
 Modules: paths (file index, globs, pairing rules), pairing (the shared LQ -> GT matcher), and one
-module per layout: parallel, nested, list_file, multi_type, clean; embedded (the demo's images).
+module per layout: parallel, nested, list_file, multi_type, clean, unpaired (no-reference test
+images); embedded (the demo's images).
 
 A manifest:
 
@@ -35,12 +36,13 @@ from types import ModuleType
 from typing import Any
 
 from uir25m import manifest, packaged, taxonomy
-from uir25m.sources import clean, list_file, multi_type, nested, parallel
+from uir25m.sources import clean, list_file, multi_type, nested, parallel, unpaired
 from uir25m.sources.pairing import Pair, PartScan
 from uir25m.sources.paths import FileIndex, walk
 
 LAYOUTS: dict[str, ModuleType] = {
     "parallel": parallel, "nested": nested, "list_file": list_file, "multi_type": multi_type, "clean": clean,
+    "unpaired": unpaired,
 }
 REDISTRIBUTION = ("yes", "no", "unknown")
 _SOURCE_KEYS = {"name", "title", "homepage", "licence", "citation", "redistribution", "layout_verified",

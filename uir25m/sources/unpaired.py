@@ -1,0 +1,28 @@
+"""No-reference images: real-world test sets with no clean counterpart (RTTS, DICM, LIME, MEF,
+NPE, VV, CUHK, PixelDP, ...). Each image becomes a pair with itself, variant `no_reference`,
+as MaskDCPT's no-GT test configs do: the GT member is a byte-identical copy of the LQ, so only
+no-reference metrics make sense on these samples.
+
+    layout: unpaired
+    params:
+      glob: "*.png"               # or a list of globs
+      exclude: "\\.txt$"          # optional regex
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from uir25m.sources.pairing import Pair, PartScan
+from uir25m.sources.paths import FileIndex
+
+REQUIRED = {"glob"}
+OPTIONAL = {"exclude"}
+VARIANT = "no_reference"
+
+
+def scan(index: FileIndex, params: dict[str, Any]) -> PartScan:
+    globs = params["glob"] if isinstance(params["glob"], list) else [params["glob"]]
+    exclude = re.compile(params["exclude"]) if params.get("exclude") else None
+    found = sorted({f for g in globs for f in index.glob(g) if not (exclude and exclude.search(f))})
+    return PartScan(pairs=[Pair(f, f, VARIANT) for f in found], lq_files=set(found))
