@@ -23,12 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from uir25m import build, estimate, planner
 
-    dirs = {}
-    for kv in args.source or []:
-        name, sep, path = kv.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--source expects NAME=PATH, got {kv!r}")
-        dirs[name] = path
+    dirs = _source_dirs(args.source)
     if not args.dry_run and not args.out:
         raise ValueError("--out is required (or use --dry-run)")
     settings = planner.BuildSettings(recipe=args.recipe, raw=args.root, seed=args.seed, tile=args.tile,
@@ -66,6 +61,30 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{result['root']}: {result['shards']} shards, {result['samples']} samples checked"
               f"{' and decoded' if args.decode else ''}: {state}")
     return 0 if result["ok"] else 1
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from uir25m import catalog
+
+    if args.action == "list":
+        rows = catalog.listing()
+        print(json.dumps(rows, indent=2) if args.json else catalog.format_listing(rows))
+        return 0
+    if not args.root and not args.source:
+        raise ValueError("sources check needs --root RAW (or --source NAME=PATH)")
+    result = catalog.check(args.root, _source_dirs(args.source))
+    print(json.dumps(result, indent=2) if args.json else catalog.format_check(result))
+    return 0
+
+
+def _source_dirs(items: list[str] | None) -> dict[str, str]:
+    dirs = {}
+    for kv in items or []:
+        name, sep, path = kv.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--source expects NAME=PATH, got {kv!r}")
+        dirs[name] = path
+    return dirs
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -145,6 +164,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("name", nargs="?", help="a recipe name (e.g. demo); none: list them")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_recipe)
+
+    c = sub.add_parser("sources", help="the catalogue of public datasets: list it, or check what is present",
+                       description="`sources list`: every catalogued dataset with its types, licence, redistribution and "
+                                   "whether its layout was verified. `sources check --root RAW`: which are present under "
+                                   "RAW, part by part, pairs found vs expected, unpaired files.")
+    c.add_argument("action", choices=("list", "check"))
+    c.add_argument("--root", help="the folder holding the downloaded datasets (check)")
+    c.add_argument("--source", action="append", metavar="NAME=PATH", help="where one source lives (repeatable)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_sources)
 
     v = sub.add_parser("verify", help="re-hash every shard and sample against the manifests")
     v.add_argument("dir", help="a built dataset folder")

@@ -149,7 +149,7 @@ TREES: dict[str, tuple] = {
     ),
 }
 
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".bmp": "BMP"}
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
 
 
 def image(path: Path, size: tuple[int, int] = (12, 10), seed: int = 0, mode: str = "RGB") -> None:
