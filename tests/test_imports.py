@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.taxonomy", "uir25m.manifest", "uir25m.subsets"}
 # builder modules each may import only modules listed before them
-BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "manifest", "degrade", "sources", "recipes",
+BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "manifest", "degrade", "sources", "catalog", "recipes",
                  "tarwriter", "shards", "executors", "build", "estimate", "planner", "demo", "subsets", "stats",
                  "preview", "verify", "cli"]
 
