@@ -97,8 +97,8 @@ def test_pass_through_pairs_ship_byte_for_byte_and_conversions_are_recorded(mini
         if r["source_lq"].lower().endswith(".png") and r["tile"] == "":
             assert lq == (root / r["source_lq"]).read_bytes(), r["key"]
             assert r["conversions"] == "[]" and r["lq_source_format"] == "png"
-        else:
-            assert r["lq_source_format"] in ("jpeg", "bmp") and lq.startswith(b"\x89PNG")
+        else:  # decoded once (JPEG, BMP, TIFF, ...) and stored as PNG
+            assert r["lq_source_format"] != "png" and lq.startswith(b"\x89PNG")
 
 
 def test_bytes_are_reproducible_and_verify_passes(mini, tmp_path, files):
@@ -166,18 +166,23 @@ def test_dry_run_estimates_without_writing(tmp_path):
     assert {(r["type"], r["source"]) for r in e["streams"]} == {("gn", "bsd400"), ("ll", "lol")}
 
 
-@pytest.mark.parametrize("name", ["uir-2.5m", "5d", "12d", "mixed", "test-5d", "test-dn", "test-12d"])
+@pytest.mark.parametrize("name", ["uir-2.5m", "5d", "12d", "mixed", "test-5d", "test-dn", "test-12d", "test-realworld"])
 def test_packaged_recipes_plan_on_the_miniature_trees(mini, name):
+    from uir25m import taxonomy
     tmp, raw, *_ = mini
     plan, report = planner.plan(planner.BuildSettings(recipe=name, raw=str(raw)))
-    assert not report.missing and plan.pairs > 0
+    assert {m["source"] for m in report.missing} <= set(sources.names()) - set(TREES)  # only sources with no tree
+    assert plan.pairs > 0
     expected_types = {"5d": {"h", "rs", "gn", "mb", "ll"}, "test-5d": {"h", "rs", "gn", "mb", "ll"},
-                      "mixed": {"b_j", "b_ll_n", "ll_h_r_s"}, "test-dn": {"gn"}}
+                      "mixed": set(taxonomy.in_group("mixed")), "test-dn": {"gn"},
+                      "uir-2.5m": set(taxonomy.CODES), "12d": set(subsets.load("12d").codes)}
     if name in expected_types:
         assert {t.code for t in plan.tasks} == expected_types[name]
     if name == "test-dn":  # 5 sigmas per clean image
         assert {it.level for t in plan.tasks for it in t.items} == {f"gaussian_{s}" for s in (15, 25, 50, 60, 75)}
     assert all(t.partition == ("test" if name.startswith("test") else "train") for t in plan.tasks)
+    if name == "test-realworld":
+        assert any(it.variant == "no_reference" and it.lq == it.gt for t in plan.tasks for it in t.items)
 
 
 def test_a_packaged_test_recipe_builds(mini, tmp_path):

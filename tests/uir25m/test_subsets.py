@@ -60,3 +60,11 @@ def test_counts_on_a_build_count_tiles_of_one_pair_once(demo_dir):
     assert len(counts) == 19
     # 2 train samples per type from distinct (image, variant) -> 2 source pairs each
     assert set(counts.values()) == {2}
+
+
+def test_every_source_a_preset_names_is_catalogued():
+    from uir25m import sources
+    catalogued = set(sources.names())
+    for name in subsets.names():
+        for sel in subsets.load(name).select:
+            assert set(sel.sources or ()) <= catalogued, f"{name}: {set(sel.sources) - catalogued}"
