@@ -56,3 +56,21 @@ def _no_crash_env(monkeypatch):
 import sys  # noqa: E402
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent / "uir25m")]  # helpers: clirun, trees
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server on loopback (`rclone serve s3`, objects on disk under a temp folder)."""
+    from servers import S3Server
+
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture()
+def fake_hub():
+    """A loopback fake Hub speaking the legacy LFS upload protocol (contract tests only)."""
+    from servers import FakeHub
+
+    with FakeHub() as hub:
+        yield hub

@@ -11,7 +11,7 @@ ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.taxonomy", "uir25m.manifest", "uir25m
 # builder modules each may import only modules listed before them
 BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "manifest", "degrade", "sources", "catalog", "recipes",
                  "tarwriter", "shards", "executors", "build", "estimate", "planner", "demo", "subsets", "stats",
-                 "preview", "verify", "cli"]
+                 "card", "subsetting", "publish", "preview", "verify", "cli"]
 
 
 def imports(path: Path) -> set[str]:

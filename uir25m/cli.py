@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -85,6 +86,55 @@ def _source_dirs(items: list[str] | None) -> dict[str, str]:
             raise ValueError(f"--source expects NAME=PATH, got {kv!r}")
         dirs[name] = path
     return dirs
+
+
+def _subset(args: argparse.Namespace) -> int:
+    from uir25m import subsets, subsetting
+
+    preset = subsets.from_codes(args.types) if args.types else subsets.load(args.preset)
+    result = subsetting.make_subset(args.dir, preset, args.to, link=args.link)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"{result['to']}: {result['pairs']} pairs in {result['shards']} shards of {', '.join(result['types'])} "
+              f"({result['linked']} linked, {result['copied']} copied), {result['bytes'] / 1e6:.1f} MB; card written")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from uir25m import card
+
+    if args.recipe:
+        text = card.recipe_card(args.recipe)
+        if args.out:
+            from uir25m import atomic
+
+            atomic.write_bytes(Path(args.out), text.encode("utf-8"))
+            print(f"wrote {args.out}")
+        else:
+            print(text)
+        return 0
+    if not args.dir:
+        raise ValueError("card needs a dataset folder, or --recipe NAME")
+    print(f"wrote {card.dataset_card(args.dir)}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from uir25m import publish
+
+    result = publish.push(args.dir, args.to, private=args.private, endpoint_url=args.endpoint_url,
+                          hold_rights=args.i_hold_the_rights, progress=not args.json)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return 0
+    for w in result["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    done = f"{result['sent']} sent, {result['skipped']} already there" if "sent" in result else result.get("commit", "")
+    print(f"{result['to']}: {result['files']} files, {result['bytes'] / 1e6:.1f} MB ({done})")
+    if result["not_redistributable"]:
+        print(f"note: redistribution of {', '.join(result['not_redistributable'])} is not `yes` in the catalogue")
+    return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -175,6 +225,34 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_sources)
 
+    sb = sub.add_parser("subset", help="a preset's (type, source) selection as a new dataset folder")
+    sb.add_argument("dir", help="a built dataset folder")
+    g = sb.add_mutually_exclusive_group(required=True)
+    g.add_argument("--preset", help="5d, 12d, single, mixed or all")
+    g.add_argument("--types", help="comma-separated codes (any source)")
+    sb.add_argument("--to", required=True, help="the new folder")
+    sb.add_argument("--link", action="store_true", help="hard-link the shards where possible instead of copying")
+    sb.add_argument("--json", action="store_true")
+    sb.set_defaults(func=_subset)
+
+    cd = sub.add_parser("card", help="write the dataset card (README.md with HF configs, and a chart)")
+    cd.add_argument("dir", nargs="?", help="a built dataset folder")
+    cd.add_argument("--recipe", help="instead: the card of a recipe from the catalogue's expected counts")
+    cd.add_argument("--out", help="with --recipe: the file to write (default: print)")
+    cd.set_defaults(func=_card)
+
+    ps = sub.add_parser("push", help="publish a dataset to a folder, the Hugging Face Hub or S3",
+                        description="Publish to file:///path, hf://user/name or s3://bucket/prefix. Sends only what is not "
+                                    "there yet. Credentials: your HF login or HF_TOKEN; AWS environment or config files.")
+    ps.add_argument("dir", help="a built dataset folder (with its card)")
+    ps.add_argument("--to", required=True, help="file:///path | hf://user/name | s3://bucket/prefix")
+    ps.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    ps.add_argument("--endpoint-url", help="S3 endpoint (e.g. MinIO, R2) or Hub endpoint")
+    ps.add_argument("--i-hold-the-rights", action="store_true",
+                    help="publish publicly although a source's redistribution is `no` or `unknown` in the catalogue")
+    ps.add_argument("--json", action="store_true")
+    ps.set_defaults(func=_push)
+
     v = sub.add_parser("verify", help="re-hash every shard and sample against the manifests")
     v.add_argument("dir", help="a built dataset folder")
     v.add_argument("--decode", action="store_true", help="also decode every image and check its size")
@@ -201,10 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from uir25m.build import AccountingError, ResumeError
     from uir25m.executors import BuildError
+    from uir25m.publish import PublishError
 
     try:
         return args.func(args)
-    except (ResumeError, BuildError, AccountingError, FileNotFoundError, ValueError, ImportError) as e:
+    except (ResumeError, BuildError, AccountingError, PublishError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"uir-build {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,167 @@
+"""Publish a built dataset: to a folder (`file:///path`), the Hugging Face Hub (`hf://user/name`)
+or an S3-compatible store (`s3://bucket/prefix`). One function per scheme in a dict; each checks
+first, sends only what is not already there (a rerun after an interruption resends nothing that
+arrived) and reports. Credentials come from the usual places (HF login / HF_TOKEN, AWS env and
+config files) and are never printed."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from uir25m import atomic, card, manifest
+
+TOP_FILES = ("README.md", card.CHART, manifest.BUILD_JSON, manifest.SAMPLES, manifest.SHARDS, manifest.REJECTS)
+HUB_MAX_FILES = 100_000  # per repository
+HUB_MAX_ENTRIES = 10_000  # per folder (a commit that breaks it is rejected)
+HUB_MAX_FILE = 500 * 10**9  # hard limit per file
+HUB_ADVISED_FILE = 200 * 10**9
+
+
+class PublishError(RuntimeError):
+    """A push that must not happen (limits, rights) or failed."""
+
+
+def files(root: str | os.PathLike) -> list[str]:
+    """What a push sends: the shards, the three merged manifests, build.json, the card and chart."""
+    root = Path(root)
+    shard_paths = manifest.read_shards(root).column("shard").to_pylist()
+    missing = [p for p in shard_paths if not (root / p).is_file()]
+    if missing:
+        raise PublishError(f"{root}: {len(missing)} shard(s) listed in shards.parquet are missing (e.g. {missing[0]}); "
+                           "run `uir-build verify` and rebuild before publishing")
+    if not (root / "README.md").is_file():
+        raise PublishError(f"{root} has no dataset card: run `uir-build card {root}` first")
+    return sorted(shard_paths + [f for f in TOP_FILES if (root / f).is_file()])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksums(root: Path, rels: list[str]) -> dict[str, str]:
+    """sha256 of every file to send (shards from shards.parquet, the rest computed)."""
+    known = dict(zip(*[manifest.read_shards(root).column(c).to_pylist() for c in ("shard", "sha256")]))
+    return {rel: known.get(rel) or _sha256(root / rel) for rel in rels}
+
+
+def check_rights(root: Path, public: bool, hold_rights: bool) -> list[str]:
+    """Sources whose redistribution is not `yes`; raises for a public target without the flag."""
+    names = sorted(set(manifest.read_shards(root).column("source").to_pylist()))
+    blocked = [n for n in names if card._source_meta(n)["redistribution"] != "yes"]
+    if public and blocked and not hold_rights:
+        raise PublishError(
+            f"refusing to publish publicly: the redistribution status of {', '.join(blocked)} is `no` or `unknown` in "
+            "the source catalogue. Push with --private, or pass --i-hold-the-rights if you are entitled to "
+            "redistribute these images.")
+    return blocked
+
+
+def check_hub_limits(root: Path, rels: list[str]) -> list[str]:
+    """Refuse what the Hub would reject; return warnings for what it advises against."""
+    if len(rels) >= HUB_MAX_FILES:
+        raise PublishError(f"{len(rels)} files: the Hub takes fewer than {HUB_MAX_FILES} per repository; use larger shards (--shard-size)")
+    per_folder = Counter(str(PurePosixPath(r).parent) for r in rels)
+    folder, n = per_folder.most_common(1)[0]
+    if n >= HUB_MAX_ENTRIES:
+        raise PublishError(f"{folder} holds {n} files: the Hub rejects a folder of {HUB_MAX_ENTRIES} or more; "
+                           "use larger shards (--shard-size)")
+    warnings = []
+    for rel in rels:
+        size = (root / rel).stat().st_size
+        if size > HUB_MAX_FILE:
+            raise PublishError(f"{rel} is {size / 1e9:.0f} GB: the Hub's limit per file is 500 GB; use smaller shards")
+        if size > HUB_ADVISED_FILE:
+            warnings.append(f"{rel} is {size / 1e9:.0f} GB: the Hub advises files under 200 GB")
+    return warnings
+
+
+# --- schemes -------------------------------------------------------------------------------------
+
+def _push_file(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[str, Any]) -> dict[str, Any]:
+    dest = Path(url.path)
+    sent = skipped = 0
+    for rel in rels:
+        target = dest / rel
+        if target.is_file() and target.stat().st_size == (root / rel).stat().st_size and _sha256(target) == sums[rel]:
+            skipped += 1
+            continue
+        with open(root / rel, "rb") as f, atomic.atomic_open(target) as out:
+            shutil.copyfileobj(f, out, 1 << 20)
+        sent += 1
+    return {"sent": sent, "skipped": skipped}
+
+
+def _push_hf(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:
+        raise ImportError("pushing to the Hub needs huggingface_hub: pip install 'uir25m[hub]'") from None
+    repo_id = f"{url.netloc}{url.path}".strip("/")
+    if repo_id.count("/") != 1:
+        raise PublishError(f"hf:// needs hf://user/name, got hf://{repo_id}")
+    if not opts["progress"]:
+        disable_progress_bars()
+    api = HfApi(endpoint=opts.get("endpoint_url"))
+    api.create_repo(repo_id, repo_type="dataset", private=opts["private"], exist_ok=True)
+    info = api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset", allow_patterns=rels,
+                             commit_message=f"uir-build push: {len(rels)} files")
+    return {"commit": str(info)}
+
+
+def _push_s3(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[str, Any]) -> dict[str, Any]:
+    try:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+    except ImportError:
+        raise ImportError("pushing to S3 needs boto3: pip install 'uir25m[s3]'") from None
+    bucket, prefix = url.netloc, url.path.strip("/")
+    client = boto3.client("s3", endpoint_url=opts.get("endpoint_url"), config=Config(signature_version="s3v4"))
+    transfer = TransferConfig(multipart_threshold=256 * 2**20, multipart_chunksize=128 * 2**20)
+    sent = skipped = 0
+    for rel in rels:
+        key = f"{prefix}/{rel}" if prefix else rel
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+            meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+            if head["ContentLength"] == (root / rel).stat().st_size and meta.get("sha256") == sums[rel]:
+                skipped += 1
+                continue
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise PublishError(f"s3://{bucket}/{key}: {e.response.get('Error', {}).get('Message', e)}") from None
+        client.upload_file(str(root / rel), bucket, key, ExtraArgs={"Metadata": {"sha256": sums[rel]}}, Config=transfer)
+        sent += 1
+    return {"sent": sent, "skipped": skipped}
+
+
+SCHEMES: dict[str, Callable[..., dict[str, Any]]] = {"file": _push_file, "hf": _push_hf, "s3": _push_s3}
+
+
+def push(root: str | os.PathLike, to: str, *, private: bool = False, endpoint_url: str | None = None,
+         hold_rights: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Publish `root` to `to`; returns a summary (files, sent, skipped, bytes, warnings)."""
+    root = Path(root)
+    url = urlparse(to)
+    if url.scheme not in SCHEMES:
+        raise PublishError(f"unknown target {to!r}: use file:///path, hf://user/name or s3://bucket/prefix")
+    rels = files(root)
+    public = url.scheme == "hf" and not private  # a folder or a bucket is yours: making it public is your act
+    blocked = check_rights(root, public, hold_rights)
+    warnings = check_hub_limits(root, rels) if url.scheme == "hf" else []
+    sums = checksums(root, rels)
+    result = SCHEMES[url.scheme](root, url, rels, sums, {"private": private, "endpoint_url": endpoint_url, "progress": progress})
+    return {"to": to, "files": len(rels), "bytes": sum((root / r).stat().st_size for r in rels), "public": public,
+            "not_redistributable": blocked, "warnings": warnings, **result}

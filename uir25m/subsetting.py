@@ -1,0 +1,75 @@
+"""A preset's selection of a built dataset as a new dataset folder: the selected (type, source)
+shards (hard-linked where possible), their rows of every manifest, build.json saying what it is a
+subset of, and its own card."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from uir25m import atomic, card, manifest, subsets, taxonomy
+from uir25m.shards import part_path
+
+
+class SubsetError(ValueError):
+    """A subset that cannot be made."""
+
+
+def _place(src: Path, dst: Path, link: bool) -> str:
+    """Hard-link (when asked and possible) or copy `src` to `dst`; returns how."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return "linked"
+        except OSError:
+            pass  # another file system, or links not allowed: copy instead
+    with open(src, "rb") as f, atomic.atomic_open(dst) as out:
+        shutil.copyfileobj(f, out, 1 << 20)
+    return "copied"
+
+
+def make_subset(src: str | os.PathLike, preset: subsets.Preset, dst: str | os.PathLike, *, link: bool = False) -> dict[str, Any]:
+    """Write the subset to `dst` (a new or empty folder); returns a summary."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and any(dst.iterdir()):
+        raise SubsetError(f"{dst} is not empty: a subset goes to a new folder")
+    if src.resolve() == dst.resolve():
+        raise SubsetError("the subset must go to another folder")
+    shards = manifest.read_shards(src)
+    keep = [preset.selection(t, s) is not None for t, s in zip(shards.column("type").to_pylist(), shards.column("source").to_pylist())]
+    chosen = shards.filter(pa.array(keep))
+    if not chosen.num_rows:
+        present = sorted({f"{t}/{s}" for t, s in zip(shards.column("type").to_pylist(), shards.column("source").to_pylist())})
+        raise SubsetError(f"{src} holds none of preset {preset.name!r}'s (type, source) pairs; it holds: {', '.join(present)}")
+    paths = chosen.column("shard").to_pylist()
+    how = {"linked": 0, "copied": 0}
+    for rel in paths:
+        how[_place(src / rel, dst / rel, link)] += 1
+        for suffix in ("", ".rejects"):
+            part = part_path(src, rel, suffix)
+            if part.is_file():
+                _place(part, part_path(dst, rel, suffix), link)
+    samples = manifest.read_samples(src)
+    manifest.write_parquet(samples.filter(pc.is_in(samples.column("shard"), value_set=pa.array(paths))), dst / manifest.SAMPLES)
+    manifest.write_parquet(chosen, dst / manifest.SHARDS)
+    rejects = manifest.read_parquet(src / manifest.REJECTS)
+    types = set(chosen.column("type").to_pylist())
+    srcs = set(chosen.column("source").to_pylist())
+    keep_rej = [s in srcs and (t in types or t == "") for s, t in zip(rejects.column("source").to_pylist(), rejects.column("type").to_pylist())]
+    manifest.write_parquet(rejects.filter(pa.array(keep_rej, type=pa.bool_())), dst / manifest.REJECTS)
+    info = manifest.read_build_json(src)
+    pairs, size = sum(chosen.column("count").to_pylist()), sum(chosen.column("bytes").to_pylist())
+    info["subset_of"] = {"fingerprint": info.get("fingerprint"), "path": str(src.resolve()), "preset": preset.name,
+                         "select": [{"type": s.code, "sources": list(s.sources) if s.sources else "*", "ratio": s.ratio}
+                                    for s in preset.select]}
+    info["summary"] = {"pairs": pairs, "shards": chosen.num_rows, "bytes": size, "types": len(types)}
+    atomic.write_bytes(dst / manifest.BUILD_JSON, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    card.dataset_card(dst)
+    return {"from": str(src), "to": str(dst), "preset": preset.name, "pairs": pairs, "shards": chosen.num_rows,
+            "bytes": size, "types": sorted(types, key=lambda c: taxonomy.get(c).class_id), **how}
