@@ -69,6 +69,13 @@ class FakeHub:
                 hub.log.append(("GET", self.path))
                 if self.path.startswith("/api/whoami"):
                     return self._json({"name": "tester", "type": "user", "auth": {"accessToken": {"role": "write"}}})
+                if self.path.startswith("/api/datasets/"):  # repo_info
+                    repo_id = "/".join(self.path.split("?")[0].split("/")[3:5])
+                    repo = hub.repos.get(repo_id)
+                    if repo is None:
+                        return self._json({"error": "Repository not found"}, 404)
+                    sha = repo.commits[-1]["oid"] if repo.commits else "0" * 40
+                    return self._json({"id": repo_id, "private": repo.private, "sha": sha, "siblings": [{"rfilename": f} for f in sorted(repo.files)]})
                 self._json({"error": f"not implemented: GET {self.path}"}, 404)
 
             def do_PUT(self) -> None:  # noqa: N802

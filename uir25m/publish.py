@@ -114,6 +114,9 @@ def _push_hf(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[
         disable_progress_bars()
     api = HfApi(endpoint=opts.get("endpoint_url"))
     api.create_repo(repo_id, repo_type="dataset", private=opts["private"], exist_ok=True)
+    # `private` only applies to a new repository: check what the repository really is
+    if not api.repo_info(repo_id, repo_type="dataset").private:
+        check_rights(root, public=True, hold_rights=opts["hold_rights"])
     info = api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset", allow_patterns=rels,
                              commit_message=f"uir-build push: {len(rels)} files")
     return {"commit": str(info)}
@@ -162,6 +165,7 @@ def push(root: str | os.PathLike, to: str, *, private: bool = False, endpoint_ur
     blocked = check_rights(root, public, hold_rights)
     warnings = check_hub_limits(root, rels) if url.scheme == "hf" else []
     sums = checksums(root, rels)
-    result = SCHEMES[url.scheme](root, url, rels, sums, {"private": private, "endpoint_url": endpoint_url, "progress": progress})
+    result = SCHEMES[url.scheme](root, url, rels, sums, {"private": private, "endpoint_url": endpoint_url,
+                                                         "progress": progress, "hold_rights": hold_rights})
     return {"to": to, "files": len(rels), "bytes": sum((root / r).stat().st_size for r in rels), "public": public,
             "not_redistributable": blocked, "warnings": warnings, **result}

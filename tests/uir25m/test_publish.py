@@ -176,6 +176,9 @@ def test_fake_hub_contract_lfs_push_exact_files_no_resend(ds, fake_hub):
     assert r.returncode == 0 and fake_hub.puts == puts  # a rerun sends no LFS object again
     r = cli("uir-build", "push", str(ds), "--to", "hf://tester/uir-public", "--i-hold-the-rights", "--json", env=env)
     assert r.returncode == 0 and not fake_hub.repos["tester/uir-public"].private
+    # --private does not make an existing public repository private: the rights check still applies
+    r = cli("uir-build", "push", str(ds), "--to", "hf://tester/uir-public", "--private", "--json", env=env)
+    assert r.returncode == 2 and "refusing to publish publicly" in r.stderr
 
 
 @pytest.mark.skipif(not (os.environ.get("HF_TOKEN") and os.environ.get("UIR_LIVE_HUB_REPO")),
