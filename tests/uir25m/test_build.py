@@ -2,8 +2,6 @@
 file rejected with its reason, tiles, dry runs, missing sources."""
 from __future__ import annotations
 
-import json
-import os
 
 import numpy as np
 import pyarrow.parquet as pq

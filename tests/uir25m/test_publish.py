@@ -4,7 +4,6 @@ of the legacy LFS protocol; production uploads use Xet)."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil

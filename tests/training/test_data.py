@@ -1,0 +1,196 @@
+"""The streaming loader on real shards: repeat-sampling shares, aligned crops, reader
+disjointness, exact resume (with workers, across epochs, with faults), bad shards, s3:// and pipe:."""
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pytest.importorskip("albumentations")
+
+from training import data as tdata  # noqa: E402
+from training.sampling import QuotaScheduler, portion  # noqa: E402
+from uir25m import build, planner, publish  # noqa: E402
+
+
+def _pair(path_lq, path_gt, w, h, seed):
+    from PIL import Image
+    gt = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    path_lq.parent.mkdir(parents=True, exist_ok=True)
+    path_gt.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(gt).save(path_gt)
+    Image.fromarray(255 - gt).save(path_lq)  # LQ is a known pixelwise function of GT
+
+
+@pytest.fixture(scope="module")
+def inverted(tmp_path_factory):
+    """Two streams whose LQ = 255 - GT: rs/rain13k (24 pairs, 6 shards: split by shard) and
+    ll/lol (10 pairs, 3 shards: split by sample); some images are smaller than the crop."""
+    tmp = tmp_path_factory.mktemp("inv")
+    raw = tmp / "raw"
+    for i in range(24):
+        w, h = (48, 40) if i % 3 else (20, 24)
+        _pair(raw / "rain13k/train/Rain13K/input" / f"{i}.png", raw / "rain13k/train/Rain13K/target" / f"{i}.png", w, h, i)
+    for i in range(10):
+        _pair(raw / "LOLdataset/our485/low" / f"{i}.png", raw / "LOLdataset/our485/high" / f"{i}.png", 40, 36, 100 + i)
+    recipe = tmp / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "inv", "shard_size": 4, "sources": [
+        {"source": "rain13k", "parts": ["train"]}, {"source": "lol", "parts": ["our485"]}]}))
+    plan, _ = planner.plan(planner.BuildSettings(recipe=str(recipe), raw=str(raw)))
+    build.run_build(plan, tmp / "ds", progress=False)
+    return tmp / "ds"
+
+
+def batches(loader, n=None):
+    out = []
+    for b in loader:
+        out.append(b)
+        if n is not None and len(out) == n:
+            break
+    return out
+
+
+def same(a, b):
+    assert [x["key"] for x in a] == [x["key"] for x in b]
+    for x, y in zip(a, b):
+        assert torch.equal(x["lq"], y["lq"]) and torch.equal(x["gt"], y["gt"])
+
+
+def test_scheduler_shares_over_20k_draws():
+    weights = [72135 * 1, 200 * 300, 5144 * 15, 2103 * 5, 485 * 60]  # the 5d preset on its sources
+    s = QuotaScheduler(weights, seed=3)
+    counts = collections.Counter(s.next() for _ in range(20_000))
+    total = sum(weights)
+    for k, w in enumerate(weights):
+        assert abs(counts[k] / 20_000 - w / total) <= 0.02 * w / total
+    s = QuotaScheduler([3, 1, 2], seed=0)
+    seq = [s.next() for _ in range(600)]
+    assert collections.Counter(seq) == {0: 300, 1: 100, 2: 200}  # exact per period of 6
+    assert max(len(list(g)) for _, g in __import__("itertools").groupby(seq)) <= 2  # streams interleave
+    state = s.state()
+    t = QuotaScheduler([3, 1, 2], seed=0)
+    t.load(state)
+    assert [s.next() for _ in range(50)] == [t.next() for _ in range(50)]
+
+
+def test_portions_are_disjoint_and_complete():
+    for n_shards, per_shard in ((12, 5), (3, 4)):  # by shard / by sample index
+        shard_ids = np.repeat(np.arange(n_shards), per_shard)
+        parts = [portion(shard_ids, n_shards, r, 4, seed=1) for r in range(4)]
+        allpos = np.concatenate(parts)
+        assert len(allpos) == len(set(allpos.tolist())) == len(shard_ids)
+        if n_shards >= 4:  # whole shards per reader
+            for p in parts:
+                owners = {int(shard_ids[i]) for i in p}
+                assert all(set(np.flatnonzero(shard_ids == o)) <= set(p.tolist()) for o in owners)
+
+
+def test_batches_mix_types_and_crops_stay_aligned(inverted, caplog):
+    with caplog.at_level(logging.INFO, logger="uir.data"):
+        loader = tdata.make_loader(str(inverted), batch_size=6, crop=32, num_workers=0, seed=5)
+    assert "of draws" in caplog.text and "ll" in caplog.text  # shares logged at start
+    seen_types = set()
+    for b in loader:
+        assert b["lq"].shape == b["gt"].shape == (6, 3, 32, 32) and b["lq"].dtype == torch.float32
+        lq = torch.round(b["lq"] * 255)
+        gt = torch.round(b["gt"] * 255)
+        assert torch.equal(lq + gt, torch.full_like(lq, 255.0))  # same window, flips, rot90 and padding
+        assert b["class_id"].tolist() == [lab["class_id"] for lab in b["label"]]
+        seen_types |= set(b["type"])
+    assert seen_types == {"rs", "ll"}
+
+
+def test_ratio_override_changes_shares(inverted):
+    base = tdata.make_loader(str(inverted), batch_size=2, crop=16, num_workers=0).dataset.catalog.shares()
+    tilted = tdata.make_loader(str(inverted), batch_size=2, crop=16, num_workers=0, ratios={"ll": 10}).dataset.catalog.shares()
+    assert base["ll"] == pytest.approx(10 / 34) and tilted["ll"] == pytest.approx(100 / 124)
+
+
+def test_ranks_read_disjoint_samples(inverted):
+    keys = []
+    for rank in range(2):
+        loader = tdata.make_loader(str(inverted), batch_size=2, crop=16, num_workers=2, seed=1, rank=rank, world_size=2)
+        keys.append({k for b in loader for k in b["key"]})
+    assert keys[0] and keys[1] and not keys[0] & keys[1]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_yields_exactly_the_uninterrupted_batches(inverted, workers):
+    make = lambda: tdata.make_loader(str(inverted), batch_size=3, crop=16, num_workers=workers, seed=9)  # noqa: E731
+    full = make()
+    n = len(full)
+    reference = batches(full) + batches(full)  # two epochs
+    for cut in (1, n - 1, n + 2):
+        first = make()
+        got = []
+        while len(got) < cut:
+            got += batches(first, min(cut - len(got), n - first.consumed) or None)
+        state = first.state_dict()
+        resumed = make()
+        resumed.load_state_dict(state)
+        rest = []
+        while len(got) + len(rest) < len(reference):
+            rest += batches(resumed)
+        same(got + rest, reference)
+
+
+def test_resume_refuses_another_configuration(inverted):
+    a = tdata.make_loader(str(inverted), batch_size=3, crop=16, num_workers=0, seed=9)
+    b = tdata.make_loader(str(inverted), batch_size=4, crop=16, num_workers=0, seed=9)
+    with pytest.raises(ValueError, match="differ"):
+        b.load_state_dict(a.state_dict())
+
+
+def test_a_corrupt_and_a_missing_shard_are_skipped_counted_and_resumable(inverted, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(inverted, ds)
+    tars = sorted((ds / "data/train/single/rs").glob("*.tar"))
+    data = tars[0].read_bytes()
+    tars[0].write_bytes(data[: len(data) // 3])  # truncated
+    tars[1].unlink()  # missing
+    make = lambda **kw: tdata.make_loader(str(ds), batch_size=4, crop=16, num_workers=0, seed=2, **kw)  # noqa: E731
+    loader = make()
+    full = batches(loader)
+    assert all(len(b["key"]) == 4 for b in full)  # batches stay full: the stream's next sample stands in
+    assert sum(loader.faults.values()) > 0 and any("short read" in f[-1] or "No such file" in f[-1] for f in loader.fault_log)
+    cut = make()
+    head = batches(cut, 3)
+    resumed = make()
+    resumed.load_state_dict(cut.state_dict())
+    same(head + batches(resumed), full)
+    with pytest.raises(tdata.StrictError):
+        batches(make(strict=True))
+
+
+def test_reads_from_a_real_s3_server(inverted, s3_server, monkeypatch):
+    pytest.importorskip("boto3")
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+    from uir25m import card
+    card.dataset_card(inverted)
+    publish.push(inverted, f"s3://{s3_server.BUCKET}/inv", progress=False)
+    local = batches(tdata.make_loader(str(inverted), batch_size=4, crop=16, num_workers=2, seed=4))
+    remote = batches(tdata.make_loader(f"s3://{s3_server.BUCKET}/inv", batch_size=4, crop=16, num_workers=2, seed=4))
+    same(remote, local)
+
+
+def test_reads_pipe_urls_of_bare_shards(inverted):
+    urls = [f"pipe:cat {p}" for p in sorted((inverted / "data/train").rglob("*.tar"))]
+    all_keys = set(__import__("pyarrow.parquet", fromlist=["x"]).read_table(inverted / "manifests/samples.parquet").column("key").to_pylist())
+    make = lambda: tdata.make_loader(urls, batch_size=4, crop=16, num_workers=2, seed=3)  # noqa: E731
+    loader = make()
+    got = batches(loader)
+    assert got and {k for b in got for k in b["key"]} <= all_keys
+    for b in got:
+        assert torch.equal(torch.round(b["lq"] * 255) + torch.round(b["gt"] * 255), torch.full_like(b["lq"], 255.0))
+    cut = make()
+    head = batches(cut, 2)
+    resumed = make()
+    resumed.load_state_dict(cut.state_dict())
+    same(head + batches(resumed), got)

@@ -1,0 +1,519 @@
+"""The streaming loader: UIR shards in, mixed, aligned, augmented batches out.
+
+One stream per (type, source) of the selected preset. Each reader (rank x DataLoader worker) owns
+a disjoint portion of every stream (whole shards when the stream has at least one per reader, else
+every n-th sample), walks it in a seeded order, pass after pass, and a seeded quota scheduler
+picks which stream gives each draw (weights = ratio x source pairs). Samples are read by the byte
+offsets in samples.parquet (one ranged read each, from a folder, s3:// or hf://), or, for bare
+shard lists and `pipe:` URLs, streamed from whole tars.
+
+Everything a reader does in an epoch is a function of (seed, epoch, rank, worker), so the loader's
+state is just (epoch, batches consumed, faults met): a resumed loader fast-forwards each worker
+to where it was and yields exactly the batches an uninterrupted one would have. DataLoader hands
+out batches round-robin over workers; a resumed loader rotates its workers' roles to match.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tarfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from training.augment import PairedCrop
+from training.sampling import QuotaScheduler, portion, split_shards
+from training.urls import Root, open_stream
+from uir25m import manifest, subsets, taxonomy
+
+log = logging.getLogger("uir.data")
+
+_COLUMNS = ["key", "partition", "type", "source", "source_lq", "source_gt", "variant", "shard",
+            "gt_offset", "gt_size", "json_offset", "json_size", "lq_offset", "lq_size"]
+_SHARD_NAME = re.compile(r"(?:^|/)(?P<code>[a-z_]+)-(?P<source>[a-z0-9_]+)-(?P<n>\d{6})\.tar$")
+
+
+def _seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+
+
+class StrictError(OSError):
+    """A bad shard or sample in strict mode."""
+
+
+@dataclass
+class Stream:
+    """One (type, source) stream: its shards and, when the manifest is known, its samples."""
+
+    code: str
+    source: str
+    ratio: float
+    src_pairs: float  # source pairs (tiles of one pair count once); the shard count for bare shard lists
+    shards: list[str]
+    shard_id: np.ndarray | None = None  # per sample: index into `shards` (indexed mode)
+    keys: np.ndarray | None = None
+    spans: np.ndarray | None = None  # per sample: gt_offset, gt_size, json_offset, json_size, lq_offset, lq_size
+
+    @property
+    def samples(self) -> int | None:
+        return None if self.shard_id is None else len(self.shard_id)
+
+
+@dataclass
+class Catalog:
+    """The streams of one loader. `root` set: indexed (ranged reads); None: sequential tar streams."""
+
+    streams: list[Stream]
+    root: Root | None
+    endpoint_url: str | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.array([s.ratio * s.src_pairs for s in self.streams], dtype=np.float64)
+
+    def shares(self) -> dict[str, float]:
+        w = self.weights
+        out: dict[str, float] = defaultdict(float)
+        for s, x in zip(self.streams, w):
+            out[s.code] += x / w.sum()
+        return {c: out[c] for c in taxonomy.CODES if c in out}
+
+
+def _select(preset: subsets.Preset, code: str, source: str) -> float | None:
+    sel = preset.selection(code, source)
+    return None if sel is None else sel.ratio
+
+
+def catalog_from_dataset(root_url: str, preset: subsets.Preset, partition: str, endpoint_url: str | None = None) -> Catalog:
+    """The streams of a dataset folder or published copy, from its samples.parquet."""
+    root = Root(root_url, endpoint_url)
+    try:
+        table = pq.read_table(io.BytesIO(root.read_all(manifest.SAMPLES)), columns=_COLUMNS)
+    except (OSError, FileNotFoundError) as e:
+        raise FileNotFoundError(f"{root_url}: cannot read {manifest.SAMPLES} ({e}); is this a UIR dataset?") from None
+    cols = table.to_pydict()
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, (p, t, s) in enumerate(zip(cols["partition"], cols["type"], cols["source"])):
+        if p == partition:
+            groups[(t, s)].append(i)
+    spans_all = np.stack([np.asarray(cols[c], dtype=np.int64) for c in _COLUMNS[8:]], axis=1)
+    streams = []
+    for (code, source), rows in sorted(groups.items(), key=lambda kv: (taxonomy.get(kv[0][0]).class_id, kv[0][1])):
+        ratio = _select(preset, code, source)
+        if ratio is None:
+            continue
+        idx = np.asarray(rows)
+        shard_names = [cols["shard"][i] for i in rows]
+        shards = sorted(set(shard_names))
+        lookup = {s: j for j, s in enumerate(shards)}
+        pairs = len({(cols["source_lq"][i], cols["source_gt"][i], cols["variant"][i]) for i in rows})
+        streams.append(Stream(code, source, ratio, float(pairs), shards,
+                              np.asarray([lookup[s] for s in shard_names], dtype=np.int32),
+                              np.asarray([cols["key"][i] for i in rows], dtype=object), spans_all[idx]))
+    if not streams:
+        raise ValueError(f"{root_url}: the {partition} partition holds none of preset {preset.name!r}'s (type, source) pairs")
+    return Catalog(streams, root, endpoint_url)
+
+
+def expand_urls(source: str | Sequence[str]) -> list[str]:
+    """A shard list: a sequence, or one string with brace ranges (`x-{000000..000009}.tar`)."""
+    if isinstance(source, str):
+        import braceexpand
+
+        return list(braceexpand.braceexpand(source))
+    return list(source)
+
+
+def catalog_from_shards(urls: Sequence[str], preset: subsets.Preset, partition: str, endpoint_url: str | None = None) -> Catalog:
+    """Streams from bare shard URLs, told apart by their `<code>-<source>-NNNNNN.tar` names. Without
+    a manifest the counts are unknown: weights use the number of shards (a warning says so)."""
+    by_stream: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for url in urls:
+        m = _SHARD_NAME.search(url.split()[-1] if url.startswith("pipe:") else url)
+        if not m:
+            raise ValueError(f"{url}: not a UIR shard name (<code>-<source>-NNNNNN.tar)")
+        if f"/{'test' if partition == 'train' else 'train'}/" in url:
+            continue
+        taxonomy.get(m["code"])
+        by_stream[(m["code"], m["source"])].append(url)
+    streams = [Stream(c, s, r, float(len(u)), sorted(u)) for (c, s), u in sorted(by_stream.items())
+               if (r := _select(preset, c, s)) is not None]
+    if not streams:
+        raise ValueError(f"none of the shards belong to preset {preset.name!r}")
+    log.warning("loading bare shards without samples.parquet: repeat-sampling weights use shard counts, not pair counts")
+    return Catalog(streams, None, endpoint_url)
+
+
+# --- reading one sample ------------------------------------------------------------------------
+
+def _decode(data: bytes) -> np.ndarray:
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise ValueError("image does not decode")
+    return arr  # BGR
+
+
+def _tar_samples(stream) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {field: bytes}) from a tar stream, members grouped by key."""
+    current, fields = None, {}
+    with tarfile.open(fileobj=stream, mode="r|") as tf:
+        for member in tf:
+            if not member.isfile():
+                continue
+            key, _, name = member.name.partition(".")
+            if key != current and current is not None:
+                yield current, fields
+                fields = {}
+            current = key
+            fields[name] = tf.extractfile(member).read()
+    if current is not None:
+        yield current, fields
+
+
+class _IndexedCursor:
+    """A reader's walk over its portion of one stream: a seeded permutation per pass."""
+
+    def __init__(self, positions: np.ndarray, seed: int):
+        self.positions = positions
+        self.seed = seed
+        self.pass_no, self.i = 0, 0
+        self._perm = np.random.default_rng(_seed(seed, 0)).permutation(len(positions))
+
+    def next(self) -> tuple[int, int]:
+        """(pass, sample position in the stream)."""
+        if self.i == len(self.positions):
+            self.pass_no += 1
+            self.i = 0
+            self._perm = np.random.default_rng(_seed(self.seed, self.pass_no)).permutation(len(self.positions))
+        pos = int(self.positions[self._perm[self.i]])
+        self.i += 1
+        return self.pass_no, pos
+
+
+class _SequentialCursor:
+    """A reader's walk over its shards of one stream, streamed from start to end, pass after pass."""
+
+    def __init__(self, stream: Stream, reader: int, readers: int, seed: int, endpoint_url: str | None, on_fault):
+        self.stream, self.reader, self.readers, self.seed = stream, reader, readers, seed
+        self.endpoint_url, self.on_fault = endpoint_url, on_fault
+        self.pass_no = -1
+        self._it: Iterator | None = None
+
+    def _pass(self) -> Iterator[tuple[str, dict[str, bytes]]]:
+        n = len(self.stream.shards)
+        order = np.random.default_rng(_seed(self.seed, self.pass_no)).permutation(n)
+        by_shard = split_shards(n, self.readers)
+        owned = set(portion(np.arange(n), n, self.reader, self.readers, _seed(self.seed, "deal")).tolist())
+        mine = [self.stream.shards[j] for j in order if not by_shard or j in owned]
+        count = 0
+        for url in mine:
+            try:
+                with open_stream(url, self.endpoint_url) as f:
+                    for key, fields in _tar_samples(f):
+                        if by_shard or count % self.readers == self.reader:
+                            yield key, fields
+                        count += 1
+            except (OSError, tarfile.TarError, ValueError, EOFError) as e:
+                self.on_fault(url, f"{type(e).__name__}: {e}")
+
+    def next(self) -> tuple[str, dict[str, bytes]]:
+        for _ in range(2):
+            if self._it is not None:
+                item = next(self._it, None)
+                if item is not None:
+                    return item
+            self.pass_no += 1
+            self._it = self._pass()
+            item = next(self._it, None)
+            if item is not None:
+                return item
+        raise OSError(f"stream {self.stream.code}/{self.stream.source}: no readable sample for this reader")
+
+
+# --- the dataset ---------------------------------------------------------------------------------
+
+@dataclass
+class _Plan:
+    """What one rank does in one epoch: batches per logical worker."""
+
+    batches: list[int]
+
+
+class UIRDataset(IterableDataset):
+    """Yields augmented samples; configure `epoch`, `resume` and `faults` before iterating."""
+
+    def __init__(self, catalog: Catalog, *, batch_size: int, crop: int, flips: bool, seed: int, rank: int,
+                 world_size: int, num_workers: int, strict: bool):
+        self.catalog = catalog
+        self.batch_size, self.crop, self.flips, self.seed = batch_size, crop, flips, seed
+        self.rank, self.world_size, self.workers = rank, world_size, max(1, num_workers)
+        self.strict = strict
+        self.epoch = 0
+        self.skip: list[int] = [0] * self.workers  # batches each logical worker already produced
+        self.rotation = 0  # physical worker w plays logical worker (w + rotation) % workers
+        self.known_faults: set[tuple] = set()
+
+    # -- the epoch's shape (computed identically in the main process and in workers) --
+    def epoch_batches(self) -> int:
+        """Batches per rank per epoch: an epoch is sum(ratio x source pairs) draws over all ranks."""
+        return int(self.catalog.weights.sum() // self.world_size // self.batch_size)
+
+    def plan(self) -> _Plan:
+        b = self.epoch_batches()
+        return _Plan([b // self.workers + (w < b % self.workers) for w in range(self.workers)])
+
+    def _portions(self, reader: int, readers: int) -> tuple[list[np.ndarray | None], np.ndarray]:
+        ports, weights = [], []
+        for k, s in enumerate(self.catalog.streams):
+            if s.shard_id is None:  # sequential: the cursor deals shards or samples itself
+                ports.append(None)
+                weights.append(s.ratio * s.src_pairs / readers)
+                continue
+            p = portion(s.shard_id, len(s.shards), reader, readers, _seed(self.seed, "deal", k))
+            ports.append(p)
+            weights.append(s.ratio * s.src_pairs * len(p) / max(1, s.samples))
+        w = np.asarray(weights)
+        if w.sum() <= 0:  # a tiny dataset with fewer samples than readers: read everything
+            log.warning("reader %d of %d owns no sample; it reads the whole data", reader, readers)
+            return self._portions(0, 1)
+        return ports, w
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        physical = info.id if info is not None else 0
+        logical = (physical + self.rotation) % self.workers
+        readers = self.world_size * self.workers
+        reader = self.rank * self.workers + logical
+        total = self.plan().batches[logical]
+        skip = self.skip[logical]
+        cv2.setNumThreads(1)
+        yield from self._run(reader, readers, total, skip)
+
+    def _run(self, reader: int, readers: int, total_batches: int, skip_batches: int) -> Iterator[dict[str, Any]]:
+        ports, weights = self._portions(reader, readers)
+        base = _seed(self.seed, self.epoch, reader)
+        sched = QuotaScheduler(weights, base)
+        faults: list[tuple] = []
+
+        def fault(where: str, reason: str, ident: tuple) -> None:
+            if self.strict:
+                raise StrictError(f"{where}: {reason}")
+            log.warning("skipping %s: %s", where, reason)
+            faults.append(ident + (reason,))
+
+        cursors: list[Any] = []
+        for k, (s, p) in enumerate(zip(self.catalog.streams, ports)):
+            if p is None:
+                cursors.append(_SequentialCursor(s, reader, readers, _seed(base, "stream", k), self.catalog.endpoint_url,
+                                                 lambda url, reason, k=k: fault(url, reason, ("shard", self.epoch, reader, k, url))))
+            else:
+                cursors.append(_IndexedCursor(p, _seed(base, "stream", k)))
+        crop = PairedCrop(self.crop, self.flips)
+        draw = 0
+        for b in range(total_batches):
+            for _ in range(self.batch_size):
+                k = sched.next()
+                fast = b < skip_batches
+                sample = self._take(k, cursors[k], reader, fast, fault)
+                if fast:
+                    faults.clear()  # met and logged before the interruption
+                else:
+                    sample = self._finish(sample, crop, _seed(base, "aug", draw))
+                    sample["faults"], faults = faults, []
+                    yield sample
+                draw += 1
+
+    def _take(self, k: int, cursor, reader: int, fast: bool, fault) -> tuple:
+        """The next good sample of stream k: (key, gt bytes, json bytes, lq bytes) or, when fast-forwarding
+        an indexed stream, just its position (known faults are skipped, as they were the first time)."""
+        s = self.catalog.streams[k]
+        while True:
+            if isinstance(cursor, _SequentialCursor):
+                key, fields = cursor.next()
+                if {"gt.png", "lq.png", "json"} - fields.keys():
+                    fault(f"{s.code}/{s.source} sample {key}", "missing members", ("sample", self.epoch, reader, k, key))
+                    continue
+                if fast:
+                    return (key,)
+                return key, fields["gt.png"], fields["json"], fields["lq.png"]
+            pass_no, pos = cursor.next()
+            ident = ("sample", self.epoch, reader, k, pass_no, pos)
+            if fast:
+                if any(f[:6] == ident for f in self.known_faults):
+                    continue
+                return (pos,)
+            shard = s.shards[s.shard_id[pos]]
+            go, gs, jo, js, lo, ls = (int(v) for v in s.spans[pos])
+            try:
+                region = self.catalog.root.read(shard, go, lo + ls - go)
+                return s.keys[pos], region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
+            except OSError as e:
+                fault(f"{shard} sample {s.keys[pos]}", str(e), ident)
+
+    def _finish(self, sample: tuple, crop: PairedCrop, seed: int) -> dict[str, Any]:
+        key, gt_bytes, json_bytes, lq_bytes = sample
+        label = json.loads(json_bytes)
+        lq, gt = crop(_decode(lq_bytes), _decode(gt_bytes), seed)
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[..., ::-1].transpose(2, 0, 1))).float().div_(255.0)  # noqa: E731
+        return {"lq": to_tensor(lq), "gt": to_tensor(gt), "class_id": label["class_id"], "key": str(key),
+                "type": label["type"], "source": label["source"], "label": label}
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack images, keep labels as lists; `faults` gathers what readers skipped."""
+    return {
+        "lq": torch.stack([s["lq"] for s in samples]), "gt": torch.stack([s["gt"] for s in samples]),
+        "class_id": torch.tensor([s["class_id"] for s in samples], dtype=torch.long),
+        "key": [s["key"] for s in samples], "type": [s["type"] for s in samples],
+        "source": [s["source"] for s in samples], "label": [s["label"] for s in samples],
+        "faults": [f for s in samples for f in s["faults"]],
+    }
+
+
+def _round_robin(batches: list[int], consumed: int) -> tuple[list[int], int]:
+    """How many batches each worker had produced after `consumed` in DataLoader's order, and which
+    worker produces the next one."""
+    produced = [0] * len(batches)
+    w = 0
+    for _ in range(consumed):
+        while produced[w] >= batches[w]:
+            w = (w + 1) % len(batches)
+        produced[w] += 1
+        w = (w + 1) % len(batches)
+    while sum(produced) < sum(batches) and produced[w] >= batches[w]:
+        w = (w + 1) % len(batches)
+    return produced, w
+
+
+class UIRDataLoader(DataLoader):
+    """A DataLoader that knows where it is: `state_dict()` / `load_state_dict()` for checkpoints,
+    `set_epoch()`, and counts of what it skipped (`faults`)."""
+
+    def __init__(self, dataset: UIRDataset, **kwargs: Any):
+        super().__init__(dataset, batch_size=dataset.batch_size, collate_fn=collate, **kwargs)
+        self.epoch = 0
+        self.consumed = 0
+        self.fault_log: list[tuple] = []
+        self.faults: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return self.dataset.epoch_batches()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self.consumed = epoch, 0
+
+    def _fingerprint(self) -> str:
+        d = self.dataset
+        ident = (d.seed, d.batch_size, d.crop, d.flips, d.world_size, d.workers, d.rank,
+                 [(s.code, s.source, s.ratio, s.src_pairs, len(s.shards), s.samples) for s in d.catalog.streams])
+        return hashlib.sha256(repr(ident).encode()).hexdigest()[:16]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "consumed": self.consumed, "faults": [list(f) for f in self.fault_log],
+                "fingerprint": self._fingerprint()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self._fingerprint():
+            raise ValueError("the loader's data, preset, seed, batch size, crop, workers or ranks differ from the "
+                             "checkpoint's: its position cannot be restored")
+        self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
+        self.fault_log = [tuple(f) for f in state.get("faults", [])]
+
+    def __iter__(self):
+        d: UIRDataset = self.dataset
+        d.epoch = self.epoch
+        produced, nxt = _round_robin(d.plan().batches, self.consumed)
+        d.skip, d.rotation = produced, nxt if self.num_workers > 0 else 0
+        d.known_faults = {f[:6] for f in self.fault_log if f[1] == self.epoch}
+        if self.consumed >= len(self):
+            self.epoch, self.consumed = self.epoch + 1, 0
+            return iter(())
+        for batch in super().__iter__():
+            self.consumed += 1
+            for f in batch["faults"]:
+                self.fault_log.append(tuple(f))
+                self.faults[f[-1].split(":")[0]] += 1
+            yield batch
+        self.epoch, self.consumed = self.epoch + 1, 0
+
+
+def _dist_env(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is None or world_size is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank = torch.distributed.get_rank() if rank is None else rank
+            world_size = torch.distributed.get_world_size() if world_size is None else world_size
+        rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+        world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+    return rank, world_size
+
+
+def make_loader(
+    source: str | Sequence[str],
+    *,
+    subset: str | subsets.Preset = "all",
+    types: str | Sequence[str] | None = None,
+    ratios: dict[str, float] | None = None,
+    partition: str = "train",
+    batch_size: int = 16,
+    crop: int = 256,
+    flips: bool = True,
+    num_workers: int = 4,
+    seed: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    strict: bool = False,
+    pin_memory: bool = False,
+    prefetch_factor: int | None = None,
+    endpoint_url: str | None = None,
+) -> UIRDataLoader:
+    """A DataLoader over a UIR dataset (a folder, `file://`, `s3://bucket/prefix` or `hf://user/name`
+    holding manifests/) or over bare shards (a list or brace pattern of paths or URLs, `pipe:` too).
+
+    Batches: `lq`, `gt` (float32 B x 3 x crop x crop in [0, 1], the same window), `class_id`, `key`,
+    `type`, `source`, `label` (the full labels) and `faults` (what was skipped). `subset` is a preset
+    name (or Preset); `types` selects codes from any source instead; `ratios` overrides a preset's
+    ratios per type. Rank and world size default to torch.distributed or RANK / WORLD_SIZE.
+    """
+    preset = subsets.from_codes(types) if types else (subset if isinstance(subset, subsets.Preset) else subsets.load(subset))
+    if ratios:
+        preset = preset.with_ratios(ratios)
+    if partition not in manifest.PARTITIONS:
+        raise ValueError(f"partition must be one of {manifest.PARTITIONS}")
+    rank, world_size = _dist_env(rank, world_size)
+    bare = not isinstance(source, str) or source.endswith(".tar") or source.startswith("pipe:") or "{" in source
+    catalog = (catalog_from_shards(expand_urls(source), preset, partition, endpoint_url) if bare
+               else catalog_from_dataset(source, preset, partition, endpoint_url))
+    dataset = UIRDataset(catalog, batch_size=batch_size, crop=crop, flips=flips, seed=seed, rank=rank,
+                         world_size=world_size, num_workers=num_workers, strict=strict)
+    if dataset.epoch_batches() < 1:
+        raise ValueError(f"an epoch of {catalog.weights.sum():g} draws over {world_size} rank(s) makes no batch of {batch_size}")
+    _log_shares(catalog, preset, dataset)
+    kwargs: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
+    if num_workers > 0 and prefetch_factor:
+        kwargs["prefetch_factor"] = prefetch_factor
+    return UIRDataLoader(dataset, **kwargs)
+
+
+def _log_shares(catalog: Catalog, preset: subsets.Preset, dataset: UIRDataset) -> None:
+    shares = catalog.shares()
+    lines = [f"repeat sampling, preset {preset.name}: {len(catalog.streams)} streams, epoch = "
+             f"{catalog.weights.sum():g} draws = {dataset.epoch_batches()} batches per rank"]
+    for code, share in shares.items():
+        lines.append(f"  {code:<9} {100 * share:6.2f} % of draws")
+    missing = [c for c in preset.codes if c not in shares]
+    if missing:
+        lines.append(f"  absent from the data: {', '.join(missing)}")
+    log.info("\n".join(lines))

@@ -1,0 +1,146 @@
+"""Reading shards wherever they are, through one function per kind of address:
+
+- a local folder or `file://` path;
+- `s3://bucket/prefix` (boto3; the endpoint from the loader option or AWS_ENDPOINT_URL, credentials
+  as boto3 finds them);
+- `hf://user/name` (a dataset repository on the Hugging Face Hub, via huggingface_hub's HfFileSystem);
+- `pipe:COMMAND` (a whole shard from a command's standard output, webdataset's convention).
+
+A dataset root supports ranged reads (`Root.read`), so samples are read by the offsets in
+samples.parquet; a `pipe:` shard is read from start to end (`open_stream`).
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+_CLIENTS: dict[tuple, object] = {}  # per process: connections must not cross a fork
+
+
+def _s3_client(endpoint_url: str | None):
+    key = (os.getpid(), endpoint_url)
+    if key not in _CLIENTS:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ImportError("reading s3:// needs boto3: pip install 'uir25m[s3]'") from None
+        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        # ranged reads: a whole-object checksum cannot validate a byte range (some servers send one anyway)
+        config = Config(signature_version="s3v4", response_checksum_validation="when_required")
+        _CLIENTS[key] = boto3.client("s3", endpoint_url=endpoint, config=config)
+    return _CLIENTS[key]
+
+
+def _hf_fs():
+    key = (os.getpid(), "hf")
+    if key not in _CLIENTS:
+        try:
+            from huggingface_hub import HfFileSystem
+        except ImportError:
+            raise ImportError("reading hf:// needs huggingface_hub: pip install 'uir25m[hub]'") from None
+        _CLIENTS[key] = HfFileSystem()
+    return _CLIENTS[key]
+
+
+class Root:
+    """A dataset root: read a whole file or a byte range of one, by path relative to the root."""
+
+    def __init__(self, root: str, endpoint_url: str | None = None):
+        self.url = root
+        u = urlparse(root)
+        self.scheme = u.scheme if u.scheme in ("s3", "hf", "file") else "local"
+        self.endpoint_url = endpoint_url
+        if self.scheme == "local":
+            self.base = root
+        elif self.scheme == "file":
+            self.base = u.path
+        elif self.scheme == "s3":
+            self.bucket, self.prefix = u.netloc, u.path.strip("/")
+        else:
+            self.base = f"datasets/{u.netloc}{u.path}".rstrip("/")
+        self._fds: dict[str, int] = {}
+
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def read(self, rel: str, offset: int, size: int) -> bytes:
+        """`size` bytes at `offset` of file `rel` (raises OSError when it is missing or short)."""
+        if self.scheme in ("local", "file"):
+            fd = self._fds.get(rel)
+            if fd is None:
+                fd = self._fds[rel] = os.open(os.path.join(self.base, rel), os.O_RDONLY)
+            data = os.pread(fd, size, offset)
+        elif self.scheme == "s3":
+            try:
+                obj = _s3_client(self.endpoint_url).get_object(Bucket=self.bucket, Key=self._key(rel),
+                                                               Range=f"bytes={offset}-{offset + size - 1}")
+                data = obj["Body"].read()
+            except Exception as e:  # botocore's errors: not found, denied, connection
+                raise OSError(f"s3://{self.bucket}/{self._key(rel)}: {e}") from None
+        else:
+            with _hf_fs().open(f"{self.base}/{rel}", "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+        if len(data) != size:
+            raise OSError(f"{rel}: short read at {offset} ({len(data)} of {size} bytes): truncated")
+        return data
+
+    def read_all(self, rel: str) -> bytes:
+        if self.scheme in ("local", "file"):
+            with open(os.path.join(self.base, rel), "rb") as f:
+                return f.read()
+        if self.scheme == "s3":
+            try:
+                return _s3_client(self.endpoint_url).get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+            except Exception as e:
+                raise OSError(f"s3://{self.bucket}/{self._key(rel)}: {e}") from None
+        with _hf_fs().open(f"{self.base}/{rel}", "rb") as f:
+            return f.read()
+
+    def __getstate__(self) -> dict:  # open descriptors stay in the process that opened them
+        state = dict(self.__dict__)
+        state["_fds"] = {}
+        return state
+
+
+def open_stream(url: str, endpoint_url: str | None = None) -> BinaryIO:
+    """A readable stream over a whole shard: a path, file://, s3://, hf:// or pipe:COMMAND."""
+    if url.startswith("pipe:"):
+        proc = subprocess.Popen(url[5:], shell=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return _PipeStream(proc)
+    u = urlparse(url)
+    if u.scheme in ("", "file"):
+        return open(u.path if u.scheme else url, "rb")
+    if u.scheme == "s3":
+        try:
+            return _s3_client(endpoint_url).get_object(Bucket=u.netloc, Key=u.path.lstrip("/"))["Body"]
+        except Exception as e:
+            raise OSError(f"{url}: {e}") from None
+    if u.scheme == "hf":
+        return _hf_fs().open(f"datasets/{u.netloc}{u.path}", "rb")
+    raise ValueError(f"cannot open {url!r}: use a path, file://, s3://, hf:// or pipe:")
+
+
+class _PipeStream(io.RawIOBase):
+    """A command's stdout; closing waits for the command and reports its failure."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        return self.proc.stdout.readinto(b)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.proc.stdout.close()
+            code = self.proc.wait()
+            super().close()
+            if code != 0:
+                raise OSError(f"pipe command exited with status {code}")
