@@ -2,6 +2,8 @@
 drawn once per sample from its own seed and applied identically to LQ and GT (albumentations)."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
@@ -10,6 +12,7 @@ class PairedCrop:
     """`(lq, gt, seed) -> (lq_crop, gt_crop)` for H x W x 3 uint8 arrays of equal size."""
 
     def __init__(self, crop: int = 256, flips: bool = True):
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network at import
         import albumentations as A
 
         self.crop = crop
