@@ -335,36 +335,48 @@ class UIRDataset(IterableDataset):
                 draw += 1
 
     def _take(self, k: int, cursor, reader: int, fast: bool, fault) -> tuple:
-        """The next good sample of stream k: (key, gt bytes, json bytes, lq bytes) or, when fast-forwarding
-        an indexed stream, just its position (known faults are skipped, as they were the first time)."""
+        """The next good sample of stream k, decoded: (key, label, lq, gt). When fast-forwarding,
+        nothing is decoded and the faults met the first time are skipped again, so the walk lands
+        where it was."""
         s = self.catalog.streams[k]
         while True:
             if isinstance(cursor, _SequentialCursor):
                 key, fields = cursor.next()
+                ident = ("sample", self.epoch, reader, k, key)
+                where = f"{s.code}/{s.source} sample {key}"
                 if {"gt.png", "lq.png", "json"} - fields.keys():
-                    fault(f"{s.code}/{s.source} sample {key}", "missing members", ("sample", self.epoch, reader, k, key))
+                    fault(where, "missing members", ident)
                     continue
+                raw = fields["gt.png"], fields["json"], fields["lq.png"]
+            else:
+                pass_no, pos = cursor.next()
+                key = s.keys[pos]
+                ident = ("sample", self.epoch, reader, k, pass_no, pos)
+                shard = s.shards[s.shard_id[pos]]
+                where = f"{shard} sample {key}"
                 if fast:
-                    return (key,)
-                return key, fields["gt.png"], fields["json"], fields["lq.png"]
-            pass_no, pos = cursor.next()
-            ident = ("sample", self.epoch, reader, k, pass_no, pos)
+                    raw = None
+                else:
+                    go, gs, jo, js, lo, ls = (int(v) for v in s.spans[pos])
+                    try:
+                        region = self.catalog.root.read(shard, go, lo + ls - go)
+                    except OSError as e:
+                        fault(where, str(e), ident)
+                        continue
+                    raw = region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
             if fast:
-                if any(f[:6] == ident for f in self.known_faults):
+                if any(f[:len(ident)] == ident for f in self.known_faults):
                     continue
-                return (pos,)
-            shard = s.shards[s.shard_id[pos]]
-            go, gs, jo, js, lo, ls = (int(v) for v in s.spans[pos])
+                return (key,)
             try:
-                region = self.catalog.root.read(shard, go, lo + ls - go)
-                return s.keys[pos], region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
-            except OSError as e:
-                fault(f"{shard} sample {s.keys[pos]}", str(e), ident)
+                gt_bytes, json_bytes, lq_bytes = raw
+                return key, json.loads(json_bytes), _decode(lq_bytes), _decode(gt_bytes)
+            except ValueError as e:  # a corrupt image or label: this sample is skipped like a bad read
+                fault(where, f"corrupt: {e}", ident)
 
     def _finish(self, sample: tuple, crop: PairedCrop, seed: int) -> dict[str, Any]:
-        key, gt_bytes, json_bytes, lq_bytes = sample
-        label = json.loads(json_bytes)
-        lq, gt = crop(_decode(lq_bytes), _decode(gt_bytes), seed)
+        key, label, lq, gt = sample
+        lq, gt = crop(lq, gt, seed)
         to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[..., ::-1].transpose(2, 0, 1))).float().div_(255.0)  # noqa: E731
         return {"lq": to_tensor(lq), "gt": to_tensor(gt), "class_id": label["class_id"], "key": str(key),
                 "type": label["type"], "source": label["source"], "label": label}
@@ -435,7 +447,7 @@ class UIRDataLoader(DataLoader):
         d.epoch = self.epoch
         produced, nxt = _round_robin(d.plan().batches, self.consumed)
         d.skip, d.rotation = produced, nxt if self.num_workers > 0 else 0
-        d.known_faults = {f[:6] for f in self.fault_log if f[1] == self.epoch}
+        d.known_faults = {f[:-1] for f in self.fault_log if f[1] == self.epoch}
         if self.consumed >= len(self):
             self.epoch, self.consumed = self.epoch + 1, 0
             return iter(())

@@ -167,6 +167,27 @@ def test_a_corrupt_and_a_missing_shard_are_skipped_counted_and_resumable(inverte
         batches(make(strict=True))
 
 
+def test_a_corrupt_image_inside_a_shard_is_skipped_and_resumable(inverted, tmp_path):
+    import pyarrow.parquet as pq
+    ds = tmp_path / "ds"
+    shutil.copytree(inverted, ds)
+    row = next(r for r in pq.read_table(ds / "manifests/samples.parquet").to_pylist() if r["type"] == "ll")
+    shard = ds / row["shard"]
+    data = bytearray(shard.read_bytes())
+    for i in range(row["lq_offset"] + 40, row["lq_offset"] + row["lq_size"] - 20):
+        data[i] ^= 0xFF  # the LQ image data is garbage; the tar is intact
+    shard.write_bytes(bytes(data))
+    make = lambda: tdata.make_loader(str(ds), batch_size=4, crop=16, num_workers=2, seed=6)  # noqa: E731
+    loader = make()
+    full = batches(loader)
+    assert loader.faults.get("corrupt", 0) >= 1 and row["key"] not in {k for b in full for k in b["key"]}
+    cut = make()
+    head = batches(cut, 3)
+    resumed = make()
+    resumed.load_state_dict(cut.state_dict())
+    same(head + batches(resumed), full)
+
+
 def test_reads_from_a_real_s3_server(inverted, s3_server, monkeypatch):
     pytest.importorskip("boto3")
     for k, v in s3_server.env.items():
