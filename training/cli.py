@@ -1,7 +1,5 @@
-"""`uir-train`: the training side's command line.
-
-Available now: `shares` (what repeat sampling would draw from a dataset for a preset).
-"""
+"""`uir-train`: the training side's command line: `shares` (what repeat sampling draws from a
+dataset for a preset) and `pretrain` (MaskDCPT)."""
 from __future__ import annotations
 
 import argparse
@@ -40,6 +38,27 @@ def _shares(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pretrain(args: argparse.Namespace) -> int:
+    import logging
+
+    from training import config, loop
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.source={args.data}")
+    if args.max_steps is not None:
+        overrides.append(f"max_steps={args.max_steps}")
+    cfg = config.load(args.config, overrides)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    out = args.out or f"runs/{cfg.name}"
+    summary = loop.pretrain(cfg, out, resume=args.resume, progress=not args.quiet)
+    if int(__import__("os").environ.get("RANK", 0)) == 0:
+        print(json.dumps(summary, indent=2, sort_keys=True) if args.json else
+              f"{summary['out']}: step {summary['step']}, loss {summary.get('loss', float('nan')):.4f}, "
+              f"accuracy {summary.get('acc', float('nan')):.2f}; export: {summary['out']}/export.pt")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="uir-train", description="Train on UIR-format datasets.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -52,6 +71,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--partition", default="train", choices=("train", "test"))
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_shares)
+
+    t = sub.add_parser("pretrain", help="MaskDCPT pretraining (run it under torchrun for several GPUs)",
+                       description="MaskDCPT pretraining on UIR shards: masked restoration + degradation classification.")
+    t.add_argument("--config", required=True, help="a YAML file or a name in training/configs (e.g. demo)")
+    t.add_argument("--data", help="the dataset (folder, s3://, hf://); overrides data.source")
+    t.add_argument("--out", help="run folder (default runs/<name>)")
+    t.add_argument("--max-steps", type=int, help="overrides max_steps")
+    t.add_argument("--resume", action="store_true", help="continue exactly from <out>/last.pt")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.batch_size=8 optim.grad_clip=1.0")
+    t.set_defaults(func=_pretrain)
     return p
 
 
@@ -59,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"uir-train {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -377,7 +377,7 @@ class UIRDataset(IterableDataset):
     def _finish(self, sample: tuple, crop: PairedCrop, seed: int) -> dict[str, Any]:
         key, label, lq, gt = sample
         lq, gt = crop(lq, gt, seed)
-        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[..., ::-1].transpose(2, 0, 1))).float().div_(255.0)  # noqa: E731
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[..., ::-1].transpose(2, 0, 1))).float().div_(255.0)
         return {"lq": to_tensor(lq), "gt": to_tensor(gt), "class_id": label["class_id"], "key": str(key),
                 "type": label["type"], "source": label["source"], "label": label}
 

@@ -13,9 +13,9 @@ import yaml
 
 pytest.importorskip("albumentations")
 
-from training import data as tdata  # noqa: E402
-from training.sampling import QuotaScheduler, portion  # noqa: E402
-from uir25m import build, planner, publish  # noqa: E402
+from training import data as tdata
+from training.sampling import QuotaScheduler, portion
+from uir25m import build, planner, publish
 
 
 def _pair(path_lq, path_gt, w, h, seed):
@@ -121,7 +121,7 @@ def test_ranks_read_disjoint_samples(inverted):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_yields_exactly_the_uninterrupted_batches(inverted, workers):
-    make = lambda: tdata.make_loader(str(inverted), batch_size=3, crop=16, num_workers=workers, seed=9)  # noqa: E731
+    make = lambda: tdata.make_loader(str(inverted), batch_size=3, crop=16, num_workers=workers, seed=9)
     full = make()
     n = len(full)
     reference = batches(full) + batches(full)  # two epochs
@@ -153,7 +153,7 @@ def test_a_corrupt_and_a_missing_shard_are_skipped_counted_and_resumable(inverte
     data = tars[0].read_bytes()
     tars[0].write_bytes(data[: len(data) // 3])  # truncated
     tars[1].unlink()  # missing
-    make = lambda **kw: tdata.make_loader(str(ds), batch_size=4, crop=16, num_workers=0, seed=2, **kw)  # noqa: E731
+    make = lambda **kw: tdata.make_loader(str(ds), batch_size=4, crop=16, num_workers=0, seed=2, **kw)
     loader = make()
     full = batches(loader)
     assert all(len(b["key"]) == 4 for b in full)  # batches stay full: the stream's next sample stands in
@@ -177,7 +177,7 @@ def test_a_corrupt_image_inside_a_shard_is_skipped_and_resumable(inverted, tmp_p
     for i in range(row["lq_offset"] + 40, row["lq_offset"] + row["lq_size"] - 20):
         data[i] ^= 0xFF  # the LQ image data is garbage; the tar is intact
     shard.write_bytes(bytes(data))
-    make = lambda: tdata.make_loader(str(ds), batch_size=4, crop=16, num_workers=2, seed=6)  # noqa: E731
+    make = lambda: tdata.make_loader(str(ds), batch_size=4, crop=16, num_workers=2, seed=6)
     loader = make()
     full = batches(loader)
     assert loader.faults.get("corrupt", 0) >= 1 and row["key"] not in {k for b in full for k in b["key"]}
@@ -204,7 +204,7 @@ def test_reads_from_a_real_s3_server(inverted, s3_server, monkeypatch):
 def test_reads_pipe_urls_of_bare_shards(inverted):
     urls = [f"pipe:cat {p}" for p in sorted((inverted / "data/train").rglob("*.tar"))]
     all_keys = set(__import__("pyarrow.parquet", fromlist=["x"]).read_table(inverted / "manifests/samples.parquet").column("key").to_pylist())
-    make = lambda: tdata.make_loader(urls, batch_size=4, crop=16, num_workers=2, seed=3)  # noqa: E731
+    make = lambda: tdata.make_loader(urls, batch_size=4, crop=16, num_workers=2, seed=3)
     loader = make()
     got = batches(loader)
     assert got and {k for b in got for k in b["key"]} <= all_keys

@@ -1,0 +1,130 @@
+"""Training configuration: frozen dataclasses, read from YAML (`training/configs/*.yaml` or a path)
+with `key=value` overrides on dotted paths; unknown keys are errors, nothing is mutated later."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that does not validate."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "demo-data"  # a dataset folder, s3://bucket/prefix, hf://user/name, or shards
+    subset: str = "all"  # a preset: 5d, 12d, single, mixed, all
+    types: tuple[str, ...] = ()  # instead of a preset: these codes, any source
+    ratios: dict[str, float] = field(default_factory=dict)  # per-type ratio overrides
+    partition: str = "train"
+    batch_size: int = 16  # per rank
+    crop: int = 256
+    num_workers: int = 4
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "nafnet_w64"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the architecture's builder
+    classifier_blocks: int = 2  # bottlenecks per classifier stage
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-4  # restoration network, mask tokens and its output head
+    lr_classifier: float = 1e-4  # the degradation classifier
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = None  # max gradient norm; None: no clipping
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    name: str = "maskdcpt"
+    seed: int = 0
+    max_steps: int = 100_000
+    mask_patch: int = 16
+    mask_ratio: float = 0.5  # 0: DCPT-style, no masking
+    mask_backend: str = "dense"  # or "spconv": submanifold convs in the masked encoder (same numbers)
+    focal_weight: float = 1.0  # lambda in L = L1 + lambda x focal
+    focal_gamma: float = 2.0
+    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
+    log_every: int = 10
+    ckpt_every: int = 1000
+    image_every: int = 500  # sample images to TensorBoard
+    log_keys: bool = False  # write the sample keys of every step to the per-rank log (for audits)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def essentials(self) -> str:
+        """What a resumed run must share with the run it continues (not max_steps or logging)."""
+        d = to_dict(self)
+        keep = {k: d[k] for k in ("seed", "mask_patch", "mask_ratio", "focal_weight", "focal_gamma", "data", "model", "optim")}
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple) and value is not None:
+            kwargs[name] = tuple(value) if isinstance(value, (list, tuple)) else tuple(str(value).split(","))
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        tree = tree.setdefault(p, {})
+        if not isinstance(tree, dict):
+            raise ConfigError(f"override {dotted}: {p} is not a section")
+    tree[parts[-1]] = value
+
+
+def config_path(name: str) -> Path | Any:
+    """A config by path, or by name from training/configs."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    packaged = resources.files("training.configs").joinpath(f"{name}.yaml")
+    if packaged.is_file():
+        return packaged
+    known = sorted(q.name[:-5] for q in resources.files("training.configs").iterdir() if q.name.endswith(".yaml"))
+    raise FileNotFoundError(f"no config {name!r}: give a YAML path or one of {', '.join(known)}")
+
+
+def load(name: str, overrides: Sequence[str] = ()) -> PretrainConfig:
+    """A config from YAML plus `a.b=value` overrides (values parsed as YAML)."""
+    path = config_path(name)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        _set(data, key.strip(), yaml.safe_load(value))
+    return _build(PretrainConfig, data, str(name))

@@ -1,0 +1,1 @@
+"""Training configurations (YAML), read with training.config.load."""

@@ -1,0 +1,234 @@
+"""The training loop: torchrun DDP (NCCL on GPUs, gloo on CPU), bf16 autocast on CUDA, gradient
+clipping, TensorBoard, a progress bar, atomic checkpoints with everything a resume needs (model,
+optimisers, scheduler, step, RNG, loader position), exact `--resume`, named crash points, and the
+export for fine-tuning. Checkpoints are read with `torch.load(weights_only=True)`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from training import masking
+from training.config import PretrainConfig, to_dict
+from training.data import make_loader
+from training.pretrain import MaskDCPT
+from uir25m import subsets, taxonomy
+
+log = logging.getLogger("uir.train")
+LAST = "last.pt"
+EXPORT = "export.pt"
+
+
+_HITS: dict[str, int] = {}
+
+
+def crashpoint(name: str) -> None:
+    """Die here if UIR_CRASH_AT names this point, as `name` (first time) or `name@N` (N-th time)."""
+    want = os.environ.get("UIR_CRASH_AT", "")
+    if not want:
+        return
+    _HITS[name] = _HITS.get(name, 0) + 1
+    point, _, nth = want.partition("@")
+    if point == name and _HITS[name] == int(nth or 1):
+        os._exit(77)
+
+
+def _atomic_save(obj: Any, path: Path, crash_name: str | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if crash_name:
+        crashpoint(crash_name)  # the temporary file is written, the checkpoint not yet replaced
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def _classes(cfg: PretrainConfig) -> list[int]:
+    preset = subsets.from_codes(list(cfg.data.types)) if cfg.data.types else subsets.load(cfg.data.subset)
+    return [taxonomy.get(c).class_id for c in preset.codes]
+
+
+def _digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run MaskDCPT pretraining to cfg.max_steps; returns a summary (rank 0's view)."""
+    out = Path(out)
+    rank, world, device = _setup_distributed()
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    masking.set_backend(cfg.mask_backend)
+    task = MaskDCPT(cfg, classes=_classes(cfg)).to(device)
+    model = (torch.nn.parallel.DistributedDataParallel(task, find_unused_parameters=cfg.mask_ratio == 0)
+             if world > 1 else task)  # without masking the mask tokens get no gradient
+    groups = task.param_groups()
+    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in groups],
+                            betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)  # constant, as the paper
+    d = cfg.data
+    loader = make_loader(d.source, subset=d.subset, types=list(d.types) or None, ratios=d.ratios or None,
+                         partition=d.partition, batch_size=d.batch_size, crop=d.crop, num_workers=d.num_workers,
+                         seed=cfg.seed, rank=rank, world_size=world, endpoint_url=d.endpoint_url,
+                         pin_memory=device.type == "cuda")
+    step = 0
+    ckpt = out / LAST
+    if resume:
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state["essentials"] != cfg.essentials():
+            raise ValueError(f"{ckpt} comes from a run with other data, model, optimiser or seed settings: "
+                             "refusing to resume (start a new --out)")
+        task.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        loader.load_state_dict(state["loader"][rank] if world == state["world"] else _refuse_world(state["world"], world))
+        torch.set_rng_state(state["rng"]["cpu"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"])
+        step = int(state["step"])
+    writer = _writer(out) if rank == 0 else None
+    rank_log = open(out / f"log-rank{rank}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (closed in finally)
+    bar = _bar(progress and rank == 0, step, cfg.max_steps)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (device.type == "cuda" and cfg.bf16) else _null()
+    t0, last = time.perf_counter(), {}
+    try:
+        while step < cfg.max_steps:
+            for batch in loader:
+                model.train()
+                batch = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+                with autocast:
+                    res = model(batch, step, rank)
+                opt.zero_grad(set_to_none=True)
+                res["loss"].backward()
+                if cfg.optim.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(task.parameters(), cfg.optim.grad_clip)
+                opt.step()
+                sched.step()
+                step += 1
+                last = {"step": step, "loss": res["loss"].item(), "l1": res["l1"].item(), "focal": res["focal"].item(),
+                        "acc": res["acc"].item()}
+                rank_log.write(json.dumps({**last, **({"keys": batch["key"]} if cfg.log_keys else {})}) + "\n")
+                rank_log.flush()
+                if writer is not None:
+                    _log(writer, cfg, step, res, opt, groups, batch)
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['acc']:.2f}")
+                crashpoint("after_step")
+                if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
+                    _checkpoint(cfg, task, opt, sched, loader, step, rank, world, device, ckpt)
+                if step >= cfg.max_steps:
+                    break
+    finally:
+        bar.close()
+        rank_log.close()
+        if writer is not None:
+            writer.close()
+    digest = _digest(task)
+    with open(out / f"log-rank{rank}.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"final_step": step, "weights": digest}) + "\n")
+    if rank == 0:
+        export = {"arch": cfg.model.arch, "arch_kwargs": dict(cfg.model.kwargs), "config": to_dict(cfg),
+                  "state_dict": task.export(), "step": step}
+        _atomic_save(export, out / EXPORT)
+    if world > 1:
+        dist.barrier()
+    return {"out": str(out), "step": step, "seconds": time.perf_counter() - t0, "weights": digest, **last}
+
+
+def _refuse_world(before: int, now: int):
+    raise ValueError(f"the checkpoint was written by {before} rank(s), this run has {now}: the loader position "
+                     "cannot be carried over exactly")
+
+
+def _checkpoint(cfg, task, opt, sched, loader, step, rank, world, device, path: Path) -> None:
+    """Every rank's loader position is gathered; rank 0 writes one atomic checkpoint."""
+    loader_state = loader.state_dict()
+    states = [loader_state]
+    if world > 1:
+        states = [None] * world
+        dist.all_gather_object(states, loader_state)
+    if rank == 0:
+        state = {
+            "step": step, "world": world, "essentials": cfg.essentials(), "config": to_dict(cfg),
+            "model": task.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "loader": states,
+            "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None},
+        }
+        _atomic_save(state, path, crash_name="during_checkpoint")
+        crashpoint("after_checkpoint")
+    if world > 1:
+        dist.barrier()
+
+
+def _writer(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: train anyway, say so once
+        log.warning("TensorBoard is not installed (pip install tensorboard): no event files")
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+def _log(writer, cfg: PretrainConfig, step: int, res: dict, opt, groups, batch) -> None:
+    if step % cfg.log_every == 0 or step == 1:
+        for k in ("loss", "l1", "focal", "acc"):
+            writer.add_scalar(f"train/{k}", res[k].item(), step)
+        for g, pg in zip(groups, opt.param_groups):
+            writer.add_scalar(f"lr/{g['name']}", pg["lr"], step)
+    if step % cfg.image_every == 0 or step == 1:
+        n = min(4, batch["lq"].shape[0])
+        lq = batch["lq"][:n].detach().float().cpu()
+        if res.get("mask") is not None:
+            from training import masking
+
+            lq = masking.remask(lq, res["mask"][:n].cpu())
+        rows = torch.cat([lq, res["out"][:n].float().cpu().clamp(0, 1), batch["gt"][:n].float().cpu()], dim=-1)
+        writer.add_images("samples/masked_lq | output | gt", rows, step)
+
+
+def _bar(enabled: bool, start: int, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", desc="pretrain", disable=not enabled, dynamic_ncols=True)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
