@@ -34,6 +34,8 @@ def test_dense_and_masked_forward_backward(name):
     x, mask = _inputs(model)
     y = model(x)
     assert y.shape == x.shape
+    head = getattr(model, model.head_name)
+    assert isinstance(head, torch.nn.Conv2d) and head.out_channels == 3
     y.abs().mean().backward()
     model.zero_grad()
     res = model.forward_pretrain(x, mask)

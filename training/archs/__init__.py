@@ -8,7 +8,8 @@ by name from a registry. Every backbone:
   highest resolution first, each level half the previous one's size unless `tap_downsample` is
   False) and `encoder` (the encoder-side features, masked, for the leak test);
 - declares `feature_dims` (the taps' channels), `size_multiple`, `min_mask_patch` (its deepest
-  stride) and `tap_downsample`;
+  stride), `tap_downsample` and `head_name` (the restoration head module, a conv to 3 channels:
+  its input is what the KNN probe reads);
 - names its learned mask tokens `mask_token*` (the export for fine-tuning drops them).
 """
 from __future__ import annotations

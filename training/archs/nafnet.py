@@ -117,6 +117,8 @@ class NAFNet(nn.Module):
     """NAFNet (megvii's module layout and parameter names). `forward(x)` pads H, W to a multiple of
     2**levels as the authors do and crops back; `forward_pretrain(x, mask)` is MaskDCPT's pass."""
 
+    head_name = "ending"  # the restoration head (its input: the features the KNN probe reads)
+
     def __init__(self, img_channel: int = 3, width: int = 16, middle_blk_num: int = 1,
                  enc_blk_nums: Sequence[int] = (), dec_blk_nums: Sequence[int] = (), *,
                  dw_expand: int = 2, ffn_expand: int = 2, drop_out_rate: float = 0.0,

@@ -89,6 +89,7 @@ class PromptIR(nn.Module):
     """
 
     size_multiple = 8  # three 2x downsamplings
+    head_name = "output"  # the restoration head (its input: the features the KNN probe reads)
     min_mask_patch = 8  # deepest stride
     tap_downsample = True  # taps at H/2, H/4, H/8
 

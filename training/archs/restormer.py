@@ -186,6 +186,7 @@ class Restormer(nn.Module):
     """
 
     size_multiple = 8  # three 2x downsamplings
+    head_name = "output"  # the restoration head (its input: the features the KNN probe reads)
     min_mask_patch = 8  # deepest stride
     tap_downsample = True
 

@@ -361,6 +361,8 @@ class SwinIR(nn.Module):
     H100 (masked and dense alike); `use_checkpoint=True` (per block) cut that to ~10 GiB at ~1.35x
     the step time."""
 
+    head_name = "conv_last"  # the restoration head (its input: the features the KNN probe reads)
+
     tap_downsample = False
 
     def __init__(self, img_size: int | Sequence[int] = 64, patch_size: int = 1, in_chans: int = 3,

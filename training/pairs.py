@@ -1,0 +1,57 @@
+"""Whole pairs, in manifest order, for evaluation and probing: one ranged read per sample from a
+dataset folder, `file://`, `s3://` or `hf://`, no cropping, no augmentation."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from training.data import _decode, catalog_from_dataset
+from uir25m import subsets
+
+
+@dataclass(frozen=True)
+class Pair:
+    key: str
+    code: str  # the degradation type
+    source: str
+    label: dict[str, Any]
+    lq: np.ndarray  # H x W x 3 uint8, RGB
+    gt: np.ndarray
+
+
+def preset_for(subset: str | subsets.Preset = "all", types: Sequence[str] | None = None) -> subsets.Preset:
+    """The (type, source) selection: explicit codes, a preset object or a preset name."""
+    if types:
+        return subsets.from_codes(list(types))
+    return subset if isinstance(subset, subsets.Preset) else subsets.load(subset)
+
+
+def iter_pairs(source: str, *, partition: str = "test", subset: str | subsets.Preset = "all",
+               types: Sequence[str] | None = None, per_type: int | None = None,
+               endpoint_url: str | None = None) -> Iterator[Pair]:
+    """The pairs of `partition` selected by the preset (or `types`), type by type in class-id
+    order; at most `per_type` of each type. A sample that cannot be read or decoded raises an
+    OSError naming the shard and the key (evaluation must not silently drop test images)."""
+    catalog = catalog_from_dataset(source, preset_for(subset, types), partition, endpoint_url)
+    taken: dict[str, int] = {}
+    for stream in catalog.streams:
+        for pos in range(stream.samples or 0):
+            if per_type is not None and taken.get(stream.code, 0) >= per_type:
+                break
+            shard = stream.shards[stream.shard_id[pos]]
+            key = str(stream.keys[pos])
+            go, gs, jo, js, lo, ls = (int(v) for v in stream.spans[pos])
+            try:
+                region = catalog.root.read(shard, go, lo + ls - go)
+                label = json.loads(region[jo - go:jo - go + js])
+                lq = cv2.cvtColor(_decode(region[lo - go:lo - go + ls]), cv2.COLOR_BGR2RGB)
+                gt = cv2.cvtColor(_decode(region[:gs]), cv2.COLOR_BGR2RGB)
+            except (OSError, ValueError) as e:
+                raise OSError(f"{source}: {shard} sample {key}: {e}") from None
+            taken[stream.code] = taken.get(stream.code, 0) + 1
+            yield Pair(key, stream.code, stream.source, label, lq, gt)
