@@ -45,11 +45,18 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = None  # max gradient norm; None: no clipping
+    schedule: str = "constant"  # or "cosine": from lr down to min_lr over max_steps
+    min_lr: float = 1e-6
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class TrainConfig:
+    """One training run: `task` pretrain (MaskDCPT) or finetune (restoration from an export)."""
+
     name: str = "maskdcpt"
+    task: str = "pretrain"
+    init: str | None = None  # finetune: the export (or checkpoint) the network starts from; None: scratch
+    ema_decay: float | None = None  # keep an exponential moving average of the weights (exported)
     seed: int = 0
     max_steps: int = 100_000
     mask_patch: int = 16
@@ -69,7 +76,8 @@ class PretrainConfig:
     def essentials(self) -> str:
         """What a resumed run must share with the run it continues (not max_steps or logging)."""
         d = to_dict(self)
-        keep = {k: d[k] for k in ("seed", "mask_patch", "mask_ratio", "focal_weight", "focal_gamma", "data", "model", "optim")}
+        keep = {k: d[k] for k in ("task", "init", "ema_decay", "seed", "mask_patch", "mask_ratio", "focal_weight",
+                                  "focal_gamma", "data", "model", "optim")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -118,7 +126,10 @@ def config_path(name: str) -> Path | Any:
     raise FileNotFoundError(f"no config {name!r}: give a YAML path or one of {', '.join(known)}")
 
 
-def load(name: str, overrides: Sequence[str] = ()) -> PretrainConfig:
+PretrainConfig = TrainConfig  # the name the pretraining code and tools use
+
+
+def load(name: str, overrides: Sequence[str] = ()) -> TrainConfig:
     """A config from YAML plus `a.b=value` overrides (values parsed as YAML)."""
     path = config_path(name)
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -127,4 +138,17 @@ def load(name: str, overrides: Sequence[str] = ()) -> PretrainConfig:
         if not sep:
             raise ConfigError(f"override {item!r}: expected key=value")
         _set(data, key.strip(), yaml.safe_load(value))
-    return _build(PretrainConfig, data, str(name))
+    cfg = _build(TrainConfig, data, str(name))
+    _validate(cfg, str(name))
+    return cfg
+
+
+def _validate(cfg: TrainConfig, where: str) -> None:
+    if cfg.task not in ("pretrain", "finetune"):
+        raise ConfigError(f"{where}: task must be pretrain or finetune, not {cfg.task!r}")
+    if cfg.optim.schedule not in ("constant", "cosine"):
+        raise ConfigError(f"{where}: optim.schedule must be constant or cosine, not {cfg.optim.schedule!r}")
+    if cfg.mask_backend not in ("dense", "spconv"):
+        raise ConfigError(f"{where}: mask_backend must be dense or spconv, not {cfg.mask_backend!r}")
+    if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:
+        raise ConfigError(f"{where}: ema_decay must be in (0, 1)")

@@ -1,12 +1,15 @@
-"""The training loop: torchrun DDP (NCCL on GPUs, gloo on CPU), bf16 autocast on CUDA, gradient
-clipping, TensorBoard, a progress bar, atomic checkpoints with everything a resume needs (model,
-optimisers, scheduler, step, RNG, loader position), exact `--resume`, named crash points, and the
-export for fine-tuning. Checkpoints are read with `torch.load(weights_only=True)`."""
+"""The training loop, for both tasks (MaskDCPT pretraining, fine-tuning): torchrun DDP (NCCL on
+GPUs, gloo on CPU), bf16 autocast on CUDA, gradient clipping, constant or cosine learning rate, an
+optional EMA of the weights, TensorBoard, a progress bar, atomic checkpoints with everything a
+resume needs (model, EMA, optimiser, scheduler, step, RNG, loader position), exact `--resume`,
+named crash points, and the export (`export.pt`: the restoration network, EMA weights when kept).
+Checkpoints are read with `torch.load(weights_only=True)`."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -16,8 +19,9 @@ import torch
 import torch.distributed as dist
 
 from training import masking
-from training.config import PretrainConfig, to_dict
+from training.config import TrainConfig, to_dict
 from training.data import make_loader
+from training.finetune import Restoration
 from training.pretrain import MaskDCPT
 from uir25m import subsets, taxonomy
 
@@ -70,7 +74,7 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _classes(cfg: PretrainConfig) -> list[int]:
+def _classes(cfg: TrainConfig) -> list[int]:
     preset = subsets.from_codes(list(cfg.data.types)) if cfg.data.types else subsets.load(cfg.data.subset)
     return [taxonomy.get(c).class_id for c in preset.codes]
 
@@ -83,21 +87,49 @@ def _digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run MaskDCPT pretraining to cfg.max_steps; returns a summary (rank 0's view)."""
+def _task(cfg: TrainConfig) -> MaskDCPT | Restoration:
+    if cfg.task == "pretrain":
+        masking.set_backend(cfg.mask_backend)
+        return MaskDCPT(cfg, classes=_classes(cfg))
+    return Restoration(cfg)
+
+
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Constant (the paper's pretraining) or cosine from each group's lr to min_lr at max_steps. The
+    factors are functions of the step and this run's max_steps (not saved state), so a resume with a
+    larger --max-steps stretches the rest of the curve instead of restarting a cosine period."""
+    if cfg.optim.schedule != "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+    def cosine(floor: float):
+        return lambda s: floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(s, cfg.max_steps) / cfg.max_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, [cosine(min(1.0, cfg.optim.min_lr / g["lr"])) for g in opt.param_groups])
+
+
+def _ema(cfg: TrainConfig, task: torch.nn.Module) -> torch.optim.swa_utils.AveragedModel | None:
+    if cfg.ema_decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(task.backbone, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run cfg.task (pretrain or finetune) to cfg.max_steps; returns a summary (rank 0's view)."""
     out = Path(out)
     rank, world, device = _setup_distributed()
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    masking.set_backend(cfg.mask_backend)
-    task = MaskDCPT(cfg, classes=_classes(cfg)).to(device)
-    model = (torch.nn.parallel.DistributedDataParallel(task, find_unused_parameters=cfg.mask_ratio == 0)
-             if world > 1 else task)  # without masking the mask tokens get no gradient
+    task = _task(cfg).to(device)
+    unused = cfg.task == "pretrain" and cfg.mask_ratio == 0  # without masking the mask tokens get no gradient
+    model = torch.nn.parallel.DistributedDataParallel(task, find_unused_parameters=unused) if world > 1 else task
+    ema = _ema(cfg, task)
     groups = task.param_groups()
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in groups],
                             betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)  # constant, as the paper
+    sched = _scheduler(cfg, opt)
     d = cfg.data
     loader = make_loader(d.source, subset=d.subset, types=list(d.types) or None, ratios=d.ratios or None,
                          partition=d.partition, batch_size=d.batch_size, crop=d.crop, num_workers=d.num_workers,
@@ -113,6 +145,8 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, resume: bool = Fals
             raise ValueError(f"{ckpt} comes from a run with other data, model, optimiser or seed settings: "
                              "refusing to resume (start a new --out)")
         task.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         loader.load_state_dict(state["loader"][rank] if world == state["world"] else _refuse_world(state["world"], world))
@@ -120,9 +154,12 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, resume: bool = Fals
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"])
         step = int(state["step"])
+        if cfg.optim.schedule == "cosine" and state["config"]["max_steps"] != cfg.max_steps:
+            log.warning("resuming a cosine schedule with max_steps %d (was %d): the rest of the curve is stretched",
+                        cfg.max_steps, state["config"]["max_steps"])
     writer = _writer(out) if rank == 0 else None
     rank_log = open(out / f"log-rank{rank}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (closed in finally)
-    bar = _bar(progress and rank == 0, step, cfg.max_steps)
+    bar = _bar(progress and rank == 0, step, cfg.max_steps, cfg.task)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if (device.type == "cuda" and cfg.bf16) else _null()
     t0, last = time.perf_counter(), {}
     try:
@@ -138,18 +175,19 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, resume: bool = Fals
                     torch.nn.utils.clip_grad_norm_(task.parameters(), cfg.optim.grad_clip)
                 opt.step()
                 sched.step()
+                if ema is not None:
+                    ema.update_parameters(task.backbone)
                 step += 1
-                last = {"step": step, "loss": res["loss"].item(), "l1": res["l1"].item(), "focal": res["focal"].item(),
-                        "acc": res["acc"].item()}
+                last = {"step": step, **{k: res[k].item() for k in task.log_keys}}
                 rank_log.write(json.dumps({**last, **({"keys": batch["key"]} if cfg.log_keys else {})}) + "\n")
                 rank_log.flush()
                 if writer is not None:
-                    _log(writer, cfg, step, res, opt, groups, batch)
+                    _log(writer, cfg, step, res, task.log_keys, opt, groups, batch)
                 bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", acc=f"{last['acc']:.2f}")
+                bar.set_postfix({k: f"{last[k]:.4f}" for k in task.log_keys[:2]} | {k: f"{last[k]:.2f}" for k in task.log_keys[2:]})
                 crashpoint("after_step")
                 if step % cfg.ckpt_every == 0 or step == cfg.max_steps:
-                    _checkpoint(cfg, task, opt, sched, loader, step, rank, world, device, ckpt)
+                    _checkpoint(cfg, task, ema, opt, sched, loader, step, rank, world, device, ckpt)
                 if step >= cfg.max_steps:
                     break
     finally:
@@ -162,7 +200,8 @@ def pretrain(cfg: PretrainConfig, out: str | os.PathLike, *, resume: bool = Fals
         f.write(json.dumps({"final_step": step, "weights": digest}) + "\n")
     if rank == 0:
         export = {"arch": cfg.model.arch, "arch_kwargs": dict(cfg.model.kwargs), "config": to_dict(cfg),
-                  "state_dict": task.export(), "step": step}
+                  "state_dict": task.export(ema.module if ema is not None else None), "step": step,
+                  "ema": ema is not None}
         _atomic_save(export, out / EXPORT)
     if world > 1:
         dist.barrier()
@@ -174,7 +213,7 @@ def _refuse_world(before: int, now: int):
                      "cannot be carried over exactly")
 
 
-def _checkpoint(cfg, task, opt, sched, loader, step, rank, world, device, path: Path) -> None:
+def _checkpoint(cfg, task, ema, opt, sched, loader, step, rank, world, device, path: Path) -> None:
     """Every rank's loader position is gathered; rank 0 writes one atomic checkpoint."""
     loader_state = loader.state_dict()
     states = [loader_state]
@@ -184,7 +223,8 @@ def _checkpoint(cfg, task, opt, sched, loader, step, rank, world, device, path: 
     if rank == 0:
         state = {
             "step": step, "world": world, "essentials": cfg.essentials(), "config": to_dict(cfg),
-            "model": task.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "model": task.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "loader": states,
             "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None},
         }
@@ -203,9 +243,9 @@ def _writer(out: Path):
     return SummaryWriter(str(out / "tb"))
 
 
-def _log(writer, cfg: PretrainConfig, step: int, res: dict, opt, groups, batch) -> None:
+def _log(writer, cfg: TrainConfig, step: int, res: dict, keys, opt, groups, batch) -> None:
     if step % cfg.log_every == 0 or step == 1:
-        for k in ("loss", "l1", "focal", "acc"):
+        for k in keys:
             writer.add_scalar(f"train/{k}", res[k].item(), step)
         for g, pg in zip(groups, opt.param_groups):
             writer.add_scalar(f"lr/{g['name']}", pg["lr"], step)
@@ -217,13 +257,17 @@ def _log(writer, cfg: PretrainConfig, step: int, res: dict, opt, groups, batch) 
 
             lq = masking.remask(lq, res["mask"][:n].cpu())
         rows = torch.cat([lq, res["out"][:n].float().cpu().clamp(0, 1), batch["gt"][:n].float().cpu()], dim=-1)
-        writer.add_images("samples/masked_lq | output | gt", rows, step)
+        writer.add_images("samples/masked_lq | output | gt" if res.get("mask") is not None else "samples/lq | output | gt",
+                          rows, step)
 
 
-def _bar(enabled: bool, start: int, total: int):
+def _bar(enabled: bool, start: int, total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, unit="step", desc="pretrain", disable=not enabled, dynamic_ncols=True)
+    return tqdm(total=total, initial=start, unit="step", desc=desc, disable=not enabled, dynamic_ncols=True)
+
+
+pretrain = train  # the name the pretraining tests and tools use
 
 
 class _null:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from training import archs, losses, masking
-from training.config import PretrainConfig
+from training.config import TrainConfig
 from training.heads import DegradationClassifier
 
 
@@ -24,7 +24,9 @@ def mask_seeds(seed: int, step: int, rank: int, batch: int) -> list[int]:
 class MaskDCPT(nn.Module):
     """Backbone + degradation classifier; `forward(batch, step, rank)` returns loss, l1, focal, logits, acc."""
 
-    def __init__(self, cfg: PretrainConfig, classes: Sequence[int] | None = None):
+    log_keys = ("loss", "l1", "focal", "acc")
+
+    def __init__(self, cfg: TrainConfig, classes: Sequence[int] | None = None):
         super().__init__()
         self.cfg = cfg
         self.backbone = archs.create_arch(cfg.model.arch, **cfg.model.kwargs)
@@ -58,6 +60,8 @@ class MaskDCPT(nn.Module):
         return {"loss": l1 + self.cfg.focal_weight * focal, "l1": l1.detach(), "focal": focal.detach(),
                 "acc": acc.detach(), "logits": logits.detach(), "out": res["out"].detach(), "mask": mask}
 
-    def export(self) -> dict[str, torch.Tensor]:
-        """The restoration network's weights for fine-tuning: no mask tokens, no classifier."""
-        return {k: v.detach().cpu().clone() for k, v in self.backbone.state_dict().items() if "mask_token" not in k}
+    def export(self, backbone: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """The restoration network's weights for fine-tuning (of `backbone`, e.g. the EMA copy, when
+        given): no mask tokens, no classifier."""
+        source = backbone if backbone is not None else self.backbone
+        return {k: v.detach().cpu().clone() for k, v in source.state_dict().items() if "mask_token" not in k}

@@ -15,25 +15,10 @@ import torch
 pytest.importorskip("albumentations")
 
 from clirun import cli
+from trainruns import overrides, read_log
 
 from training import config, losses, masking
 from training.heads import DegradationClassifier
-
-
-def overrides(demo_dir, **more):
-    base = {"data.source": str(demo_dir), "data.crop": 64, "data.batch_size": 4, "data.num_workers": 0,
-            "model.arch": "nafnet_tiny", "model.classifier_blocks": 1, "log_every": 1, "image_every": 5}
-    base.update(more)
-    return [f"{k}={v}" for k, v in base.items()]
-
-
-def read_log(path: Path) -> dict[int, dict]:
-    steps = {}
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if "step" in row:
-            steps[row["step"]] = row
-    return steps
 
 
 def test_classifier_and_losses():
@@ -144,7 +129,7 @@ def test_torchrun_two_ranks_gloo_disjoint_data_identical_weights(demo_dir, tmp_p
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "training.cli", "pretrain", "--config", "demo", "--quiet", "--max-steps", "4", "--out", str(out),
            *overrides(demo_dir, **{"data.batch_size": 2, "log_keys": "true", "ckpt_every": 2})]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])})
     assert r.returncode == 0, r.stderr[-4000:]
     logs = [[json.loads(line) for line in (out / f"log-rank{i}.jsonl").read_text().splitlines()] for i in range(2)]
@@ -165,4 +150,4 @@ def test_every_shipped_config_builds_its_network_and_fits_its_crops(name):
     model = archs.create_arch(cfg.model.arch, **cfg.model.kwargs)
     assert cfg.data.crop % model.size_multiple == 0 and cfg.data.crop % cfg.mask_patch == 0
     assert cfg.mask_patch % model.min_mask_patch == 0
-    assert sum(p.numel() for p in model.parameters()) > (10_000_000 if name != "demo" else 10_000)
+    assert sum(p.numel() for p in model.parameters()) > (10_000 if name.startswith("demo") else 10_000_000)

@@ -61,7 +61,11 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> None:
     module = sys.modules[type(model).__module__]
     filter_fn = getattr(module, "checkpoint_filter_fn", None)
     weights = filter_fn(state_dict, model) if filter_fn else dict(state_dict)
-    result = model.load_state_dict(weights, strict=False)
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # a shape mismatch: name the keys, as for missing ones
+        sizes = [line.strip() for line in str(e).splitlines() if "size mismatch" in line]
+        raise ValueError(f"weights do not fit {type(model).__name__}: {'; '.join(sizes[:4]) or e}") from None
     missing = [k for k in result.missing_keys if "mask_token" not in k]
     if missing or result.unexpected_keys:
         raise ValueError(f"weights do not fit {type(model).__name__}: missing {missing[:8]}, "
