@@ -2,12 +2,15 @@
 both measured in the same run on synthetic batches (the loader is benchmarked by bench_stream).
 
     python tools/bench_train.py [--archs nafnet_w64 restormer_base ...] [--batch 4] [--crop 256]
-                                [--steps 10] [--warmup 3] [--backend dense|spconv] [--json]
+                                [--steps 10] [--warmup 3] [--backend dense|spconv]
+                                [--data DATASET --workers 4 8] [--json]
 
 - dense step (the baseline; what fine-tuning does): `forward(lq)`, L1 against GT, backward, AdamW;
 - the same task unmasked (mask ratio 0, DCPT-style): the classifier's share of the cost;
 - MaskDCPT step: random 16 x 16 masks at 50 %, `forward_pretrain` (sparse-emulated encoder, dense
   decoder), the 19-way classifier on the taps, L1 + focal, backward, AdamW on both groups.
+With `--data`, the MaskDCPT step is also fed by the streaming loader from a dataset folder, and the
+share of wall time spent waiting for the next batch is reported (target < 10 %).
 On CUDA both run under bf16 autocast. Prints ms per step, images/s, peak GPU memory and the ratio
 MaskDCPT / dense (DESIGN §9 target: <= 1.3 on a GPU). Default archs: the paper's four on CUDA,
 the *_tiny variants on CPU.
@@ -106,6 +109,45 @@ def bench_arch(arch: str, kwargs: dict, batch: int, crop: int, steps: int, warmu
     return result
 
 
+def bench_fed(arch: str, kwargs: dict, data: str, workers: int, batch: int, crop: int, steps: int, warmup: int,
+              device: torch.device) -> dict:
+    """MaskDCPT steps fed by the streaming loader from `data` (a dataset folder): the share of wall
+    time spent waiting for the next batch (DESIGN §9: < 10 %, the GPU >= 90 % busy)."""
+    from training.data import make_loader
+
+    cfg = replace(PretrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2))
+    task = MaskDCPT(cfg).to(device)
+    opt = torch.optim.AdamW([{"params": list(task.backbone.parameters()), "lr": 3e-4},
+                             {"params": list(task.classifier.parameters()), "lr": 1e-4}], weight_decay=0.0)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    loader = make_loader(data, batch_size=batch, crop=crop, num_workers=workers, seed=0,
+                         pin_memory=device.type == "cuda", rank=0, world_size=1)
+    it = iter(loader)
+    waited = total = 0.0
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        try:
+            batch_ = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch_ = next(it)
+        t1 = time.perf_counter()
+        batch_ = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch_.items()}
+        with autocast:
+            res = task(batch_, i)
+        opt.zero_grad(set_to_none=True)
+        res["loss"].backward()
+        opt.step()
+        _sync(device)
+        if i >= warmup:
+            waited += t1 - t0
+            total += time.perf_counter() - t0
+    return {"arch": arch, "workers": workers, "batch": batch, "crop": crop, "steps": steps,
+            "step_ms": round(1000 * total / steps, 2), "img_s": round(batch * steps / total, 2),
+            "wait_ms": round(1000 * waited / steps, 2), "wait_fraction": round(waited / total, 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", nargs="*")
@@ -115,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--backend", choices=["dense", "spconv"], default="dense")
     ap.add_argument("--swinir-checkpoint", action="store_true", help="activation checkpointing for SwinIR")
+    ap.add_argument("--data", help="also run MaskDCPT fed by the streaming loader from this dataset folder")
+    ap.add_argument("--workers", type=int, nargs="*", default=[8], help="loader workers for --data (default 8)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,8 +184,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{arch:16s} {r['params'] / 1e6:7.2f}M  dense {r['dense_ms']:8.1f} ms ({r['dense_img_s']:.1f} img/s)  "
                   f"+classifier {r['unmasked_ms']:8.1f} ms  MaskDCPT {r['maskdcpt_ms']:8.1f} ms ({r['maskdcpt_img_s']:.1f} img/s)  ratio {r['ratio']:.2f}{mem}",
                   flush=True)
+    fed = []
+    for arch in archs if a.data else ():
+        kwargs = {"use_checkpoint": True} if (a.swinir_checkpoint and arch.startswith("swinir")) else {}
+        for workers in a.workers:
+            fed.append(bench_fed(arch, kwargs, a.data, workers, a.batch, crop, a.steps, a.warmup, device))
+            gc.collect()
+            if not a.json:
+                r = fed[-1]
+                print(f"{arch:16s} fed by {workers} workers: {r['step_ms']:8.1f} ms/step ({r['img_s']:.1f} img/s), "
+                      f"waiting for data {r['wait_ms']:.1f} ms = {100 * r['wait_fraction']:.1f} % of the step", flush=True)
     if a.json:
-        print(json.dumps({"machine": machine, "results": rows}, indent=2))
+        print(json.dumps({"machine": machine, "results": rows, "fed": fed}, indent=2))
     else:
         print(json.dumps(machine))
     return 0

@@ -451,13 +451,26 @@ class UIRDataLoader(DataLoader):
         if self.consumed >= len(self):
             self.epoch, self.consumed = self.epoch + 1, 0
             return iter(())
-        for batch in super().__iter__():
+        for batch in self._workers_started():
             self.consumed += 1
             for f in batch["faults"]:
                 self.fault_log.append(tuple(f))
                 self.faults[f[-1].split(":")[0]] += 1
             yield batch
         self.epoch, self.consumed = self.epoch + 1, 0
+
+    def _workers_started(self):
+        """super().__iter__(), forking the workers while OpenCV runs single-threaded: a worker
+        forked while this process's OpenCV thread pool exists hangs in its first OpenCV call
+        (the pool's threads are not copied by fork). The caller's setting is restored after."""
+        if self.num_workers == 0:
+            return super().__iter__()
+        before = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            return super().__iter__()
+        finally:
+            cv2.setNumThreads(before)
 
 
 def _dist_env(rank: int | None, world_size: int | None) -> tuple[int, int]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import collections
 import logging
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +218,22 @@ def test_reads_pipe_urls_of_bare_shards(inverted):
     resumed = make()
     resumed.load_state_dict(cut.state_dict())
     same(head + batches(resumed), got)
+
+
+def test_workers_start_after_the_parent_used_opencv_threads(inverted):
+    """A worker forked while the parent's OpenCV thread pool exists hangs in its first OpenCV call
+    unless the loader forks with OpenCV single-threaded (found when a tool made images with cv2
+    and then trained in the same process)."""
+    script = f"""
+import numpy as np, cv2
+from training import data
+cv2.resize(np.random.rand(2000, 2000, 3).astype(np.float32), (3000, 3000))  # the parent's pool starts
+before = cv2.getNumThreads()
+loader = data.make_loader({str(inverted)!r}, batch_size=2, crop=16, num_workers=2, seed=0)
+batch = next(iter(loader))
+assert batch["lq"].shape == (2, 3, 16, 16) and cv2.getNumThreads() == before
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                       cwd=str(Path(__file__).parents[2]))
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
