@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--swinir-checkpoint", action="store_true", help="activation checkpointing for SwinIR")
     ap.add_argument("--data", help="also run MaskDCPT fed by the streaming loader from this dataset folder")
     ap.add_argument("--workers", type=int, nargs="*", default=[8], help="loader workers for --data (default 8)")
+    ap.add_argument("--fed-steps", type=int, default=None,
+                    help="timed loader-fed steps (default --steps; more steps drain the prefetched batches)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     for arch in archs if a.data else ():
         kwargs = {"use_checkpoint": True} if (a.swinir_checkpoint and arch.startswith("swinir")) else {}
         for workers in a.workers:
-            fed.append(bench_fed(arch, kwargs, a.data, workers, a.batch, crop, a.steps, a.warmup, device))
+            fed.append(bench_fed(arch, kwargs, a.data, workers, a.batch, crop, a.fed_steps or a.steps, a.warmup,
+                                 device))
             gc.collect()
             if not a.json:
                 r = fed[-1]

@@ -146,7 +146,7 @@ def build(work: Path, args: argparse.Namespace) -> tuple[Path, dict]:
     write_recipe(recipe, args.variants)
     cmd = [sys.executable, "-m", "uir25m.cli", "build", "--recipe", str(recipe), "--root", str(raw), "--out", str(data),
            "--workers", str(args.workers)]
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, stdout=sys.stderr)  # keep our stdout for the report alone
     return data, counts
 
 
