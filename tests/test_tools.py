@@ -42,3 +42,17 @@ def test_bench_train_runs_on_cpu():
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout)["results"][0]
     assert result["arch"] == "nafnet_tiny" and result["ratio"] > 0 and result["maskdcpt_ms"] > 0
+
+
+def test_bench_epochs_measures_both_loader_modes_over_the_same_steps(tmp_path):
+    demo = tmp_path / "demo"
+    built = subprocess.run([sys.executable, "-m", "uir25m.cli", "demo", "--out", str(demo), "--per-type", "2",
+                            "--size", "128", "--workers", "1"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr[-2000:]
+    r = run_tool("tools/bench_epochs.py", "--data", str(demo), "--batch", "4", "--crop", "64", "--epochs", "3",
+                 "--step-ms", "5", "--workers", "2", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads(r.stdout)["results"]
+    assert [x["overlap"] for x in results] == [False, True]
+    assert results[0]["batches_per_epoch"] == 9 and results[0]["steps"] == results[1]["steps"] == 3 * 9 - 1
+    assert all(0.0 < x["wait_fraction"] < 1.0 for x in results)

@@ -412,18 +412,21 @@ class UIRDataLoader(DataLoader):
     """A DataLoader that knows where it is: `state_dict()` / `load_state_dict()` for checkpoints,
     `set_epoch()`, and counts of what it skipped (`faults`)."""
 
-    def __init__(self, dataset: UIRDataset, **kwargs: Any):
+    def __init__(self, dataset: UIRDataset, *, overlap_epochs: bool = True, **kwargs: Any):
         super().__init__(dataset, batch_size=dataset.batch_size, collate_fn=collate, **kwargs)
         self.epoch = 0
         self.consumed = 0
         self.fault_log: list[tuple] = []
         self.faults: Counter[str] = Counter()
+        self.overlap_epochs = overlap_epochs
+        self._next: tuple[int, Any] | None = None  # (epoch, its iterator, workers already started)
 
     def __len__(self) -> int:
         return self.dataset.epoch_batches()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.consumed = epoch, 0
+        self._next = None
 
     def _fingerprint(self) -> str:
         d = self.dataset
@@ -441,23 +444,49 @@ class UIRDataLoader(DataLoader):
                              "checkpoint's: its position cannot be restored")
         self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])
         self.fault_log = [tuple(f) for f in state.get("faults", [])]
+        self._next = None
 
     def __iter__(self):
-        d: UIRDataset = self.dataset
-        d.epoch = self.epoch
-        produced, nxt = _round_robin(d.plan().batches, self.consumed)
-        d.skip, d.rotation = produced, nxt if self.num_workers > 0 else 0
-        d.known_faults = {f[:-1] for f in self.fault_log if f[1] == self.epoch}
         if self.consumed >= len(self):
             self.epoch, self.consumed = self.epoch + 1, 0
             return iter(())
-        for batch in self._workers_started():
+        return self._epoch()
+
+    def _epoch(self):
+        ahead = self._ahead()
+        if self._next is not None and self._next[0] == self.epoch and self.consumed == 0:
+            batches = self._next[1]
+        else:
+            batches = self._start(self.epoch, self.consumed)
+        self._next = None
+        for batch in batches:
             self.consumed += 1
             for f in batch["faults"]:
                 self.fault_log.append(tuple(f))
                 self.faults[f[-1].split(":")[0]] += 1
+            if ahead and len(self) - self.consumed == ahead:
+                self._next = (self.epoch + 1, self._start(self.epoch + 1, 0))
             yield batch
         self.epoch, self.consumed = self.epoch + 1, 0
+
+    def _ahead(self) -> int:
+        """Batches before the end of an epoch at which the next epoch's workers are started, so
+        their start-up (a second or more) overlaps this epoch's last steps instead of stalling the
+        first step of the next: the batches the workers keep prefetched, at least 8 (start-up takes
+        a few steps' time); 0 = no overlap (no workers, or an epoch of one batch)."""
+        if not self.overlap_epochs or self.num_workers == 0:
+            return 0
+        return min(len(self) - 1, max(8, self.num_workers * (self.prefetch_factor or 2)))
+
+    def _start(self, epoch: int, consumed: int):
+        """An iterator over `epoch`'s batches from `consumed` on; workers fork (with their copy of
+        the dataset's settings) here."""
+        d: UIRDataset = self.dataset
+        d.epoch = epoch
+        produced, nxt = _round_robin(d.plan().batches, consumed)
+        d.skip, d.rotation = produced, nxt if self.num_workers > 0 else 0
+        d.known_faults = {f[:-1] for f in self.fault_log if f[1] == epoch}
+        return self._workers_started()
 
     def _workers_started(self):
         """super().__iter__(), forking the workers while OpenCV runs single-threaded: a worker
@@ -502,6 +531,7 @@ def make_loader(
     strict: bool = False,
     pin_memory: bool = False,
     prefetch_factor: int | None = None,
+    overlap_epochs: bool = True,
     endpoint_url: str | None = None,
 ) -> UIRDataLoader:
     """A DataLoader over a UIR dataset (a folder, `file://`, `s3://bucket/prefix` or `hf://user/name`
@@ -511,6 +541,8 @@ def make_loader(
     `type`, `source`, `label` (the full labels) and `faults` (what was skipped). `subset` is a preset
     name (or Preset); `types` selects codes from any source instead; `ratios` overrides a preset's
     ratios per type. Rank and world size default to torch.distributed or RANK / WORLD_SIZE.
+    `overlap_epochs` starts the next epoch's workers while this epoch's last batches are consumed
+    (the batches are the same either way; small datasets' epochs then cost no worker start-up).
     """
     preset = subsets.from_codes(types) if types else (subset if isinstance(subset, subsets.Preset) else subsets.load(subset))
     if ratios:
@@ -529,7 +561,7 @@ def make_loader(
     kwargs: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
     if num_workers > 0 and prefetch_factor:
         kwargs["prefetch_factor"] = prefetch_factor
-    return UIRDataLoader(dataset, **kwargs)
+    return UIRDataLoader(dataset, overlap_epochs=overlap_epochs, **kwargs)
 
 
 def _log_shares(catalog: Catalog, preset: subsets.Preset, dataset: UIRDataset) -> None:

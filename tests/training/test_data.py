@@ -142,6 +142,25 @@ def test_resume_yields_exactly_the_uninterrupted_batches(inverted, workers):
         same(got + rest, reference)
 
 
+def test_next_epoch_workers_start_early_and_batches_are_unchanged(inverted):
+    """The next epoch's workers fork before this epoch's last batches are taken (their start-up
+    overlaps training), and the batches are those of a loader that starts each epoch afresh."""
+    make = lambda overlap: tdata.make_loader(str(inverted), batch_size=2, crop=16, num_workers=2, seed=3,
+                                             overlap_epochs=overlap)
+    plain = make(False)
+    reference = batches(plain) + batches(plain) + batches(plain)
+    loader = make(True)
+    n, got, started_early = len(loader), [], []
+    for _ in range(3):
+        for b in loader:
+            got.append(b)
+            if loader.consumed < n:
+                started_early.append(loader._next is not None and loader._next[0] == loader.epoch + 1)
+    same(got, reference)
+    assert any(started_early) and not started_early[0]
+    assert plain._next is None
+
+
 def test_resume_refuses_another_configuration(inverted):
     a = tdata.make_loader(str(inverted), batch_size=3, crop=16, num_workers=0, seed=9)
     b = tdata.make_loader(str(inverted), batch_size=4, crop=16, num_workers=0, seed=9)
