@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+from clirun import cli as run_cli
+
 
 def overrides(demo_dir, **more) -> list[str]:
     """`key=value` overrides for a fast CPU run of the demo config on the demo shards."""
@@ -21,3 +24,18 @@ def read_log(path: Path) -> dict[int, dict]:
         if "step" in row:
             steps[row["step"]] = row
     return steps
+
+
+def cli(*args: str):
+    """A console script in a subprocess, one intra-op thread (no oversubscription on a shared CPU)."""
+    return run_cli(*args, env={"OMP_NUM_THREADS": "1"})
+
+
+class Identity(torch.nn.Module):
+    """Returns its input; insists on inputs padded to a multiple of 16, as the archs do."""
+
+    size_multiple = 16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0, x.shape
+        return x

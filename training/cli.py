@@ -200,14 +200,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--normalize", action="store_true", help="L2-normalise the feature vectors (the paper does not)")
     q.add_argument("--k", type=int, default=5, help="neighbours (default 5)")
     q.add_argument("--seeds", help="comma-separated split seeds (default 0,223,929,1234,10086)")
-    q.add_argument("--arch", help="the architecture of an authors' checkpoint (e.g. nafnet_w64)")
     q.add_argument("--init-scheme", default="authors", choices=("authors", "default"),
                    help="--random-init weights: the authors' kaiming_uniform(a=2) re-init (default) or the arch's own")
     q.add_argument("--seed", type=int, default=0, help="--random-init seed (default 0)")
-    q.add_argument("--device", help="default cuda when available, else cpu")
     q.add_argument("--batch-size", type=int, default=8)
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
-    q.add_argument("--json", action="store_true")
+    _model_options(q, bf16=False)
     q.set_defaults(func=_probe)
 
     e = sub.add_parser("eval", help="per-type PSNR/SSIM of a checkpoint on a dataset's test pairs (paper protocol)",
@@ -220,17 +217,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--types", help="comma-separated codes instead of a preset")
     e.add_argument("--partition", default="test", choices=("train", "test"))
     e.add_argument("--per-type", type=int, help="at most this many pairs per type (default all)")
-    e.add_argument("--arch", help="the architecture of an authors' checkpoint (e.g. nafnet_w64)")
     e.add_argument("--image-range", default="1", choices=("1", "255"),
                    help="1: compare floats (default, MaskDCPT's configs); 255: round to 8 bits first")
     e.add_argument("--perceptual", metavar="NAMES", help="comma-separated pyiqa metrics (lpips, piqe, brisque, ...; "
                                                           "needs the metrics extra)")
     e.add_argument("--save-images", metavar="DIR", help="also write the restorations as DIR/<type>/<key>.png")
     e.add_argument("--out", help="also write the table (or the JSON) to this file")
-    e.add_argument("--device", help="default cuda when available, else cpu")
-    e.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
-    e.add_argument("--json", action="store_true")
+    _model_options(e, bf16=True)
     e.set_defaults(func=_eval)
 
     r = sub.add_parser("restore", help="restore your own images (any size; tiles for large ones)",
@@ -240,13 +233,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, metavar="DIR", help="output folder")
     r.add_argument("--tile", type=int, help="restore in tiles of this many pixels (default: whole images)")
     r.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels, at most tile/2 (default 32)")
-    r.add_argument("--arch", help="the architecture of an authors' checkpoint (e.g. nafnet_w64)")
-    r.add_argument("--device", help="default cuda when available, else cpu")
-    r.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--json", action="store_true")
+    _model_options(r, bf16=True)
     r.set_defaults(func=_restore)
     return p
+
+
+def _model_options(p: argparse.ArgumentParser, *, bf16: bool) -> None:
+    """The options of the commands that run a trained network: eval, probe, restore."""
+    p.add_argument("--arch", help="the architecture of an authors' checkpoint (e.g. nafnet_w64)")
+    p.add_argument("--device", help="default cuda when available, else cpu")
+    if bf16:
+        p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,25 +11,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from clirun import cli as run_cli
+from trainruns import Identity, cli
 
 from training import evaluate, metrics, pairs
 from training.pairs import Pair
-
-
-def cli(*args: str):
-    """The console script in a subprocess, one intra-op thread (no oversubscription on a shared CPU)."""
-    return run_cli(*args, env={"OMP_NUM_THREADS": "1"})
-
-
-class Identity(torch.nn.Module):
-    """Returns its input; insists on inputs padded to a multiple of 16, as the archs do."""
-
-    size_multiple = 16
-
-    def forward(self, x):
-        assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0, x.shape
-        return x
 
 
 def ref_psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,24 +9,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from clirun import cli as run_cli
 from PIL import Image
 from skimage import data
+from trainruns import Identity, cli
 
 from training import archs, restore
-
-
-def cli(*args: str):
-    """The console script in a subprocess, one intra-op thread (no oversubscription on a shared CPU)."""
-    return run_cli(*args, env={"OMP_NUM_THREADS": "1"})
-
-
-class Identity(torch.nn.Module):
-    size_multiple = 16
-
-    def forward(self, x):
-        assert x.shape[-2] % 16 == 0 and x.shape[-1] % 16 == 0, x.shape
-        return x
 
 
 class Local(torch.nn.Module):
