@@ -31,6 +31,8 @@ def test_fidelity_experiment_quick_run_reports_every_arm(tmp_path):
         assert math.isfinite(arm["mean"])
     assert set(report["probe"]) == {"random_init", "pre_r00", "pre_r50"}
     assert all(0.0 <= a["mean"] <= 1.0 and a["n"] == 40 for a in report["probe"].values())
+    assert set(report["classifier"]) == {"pre_r00", "pre_r50"}
+    assert all(c["n"] == 40 and set(c["types"]) == {"h", "rs", "gn", "mb", "ll"} for c in report["classifier"].values())
     assert report["runs"]["ft_r50"]["step"] == 4 and report["runs"]["pre_r50"]["step"] == 6
     # a second invocation reuses the data and every finished run
     again = run_tool("tools/experiment_fidelity.py", "--work", str(tmp_path / "fid"), "--quick", "--json")

@@ -200,6 +200,31 @@ def probe_accuracy(model: torch.nn.Module, data: Path, args: argparse.Namespace)
     return {"mean": report["accuracy"]["mean"], "std": report["accuracy"]["std"], "n": report["n"]}
 
 
+def classifier_accuracy(run_dir: Path, data: Path, args: argparse.Namespace) -> dict:
+    """The pretraining's own classifier (from last.pt) on unmasked centre crops of the held-out LQ
+    images, its logits restricted to the five types: accuracy overall and per type."""
+    from training import config, pairs
+    from training.pretrain import MaskDCPT
+    from uir25m import taxonomy
+
+    state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=True)
+    task = MaskDCPT(config.from_dict(state["config"], str(run_dir / "last.pt")))
+    task.load_state_dict(state["model"])
+    task.eval()
+    ids = [taxonomy.get(c).class_id for c in TYPES]
+    hits: dict[str, list[bool]] = {c: [] for c in TYPES}
+    with torch.no_grad():
+        for p in pairs.iter_pairs(str(data), partition="test", types=TYPES, per_type=100):
+            x = torch.from_numpy(np.ascontiguousarray(p.lq)).permute(2, 0, 1)[None].float() / 255
+            c = min(args.probe_crop, *x.shape[-2:]) // 16 * 16
+            top, left = (x.shape[-2] - c) // 2, (x.shape[-1] - c) // 2
+            logits = task.classifier(task.backbone.forward_pretrain(x[..., top:top + c, left:left + c], None)["taps"])
+            hits[p.code].append(int(logits[0, ids].argmax()) == TYPES.index(p.code))
+    n = sum(len(h) for h in hits.values())
+    return {"mean": sum(sum(h) for h in hits.values()) / n, "n": n,
+            "types": {k: round(sum(h) / len(h), 3) for k, h in hits.items() if h}}
+
+
 def run(args: argparse.Namespace) -> dict:
     from training import checkpoints, probe
 
@@ -228,7 +253,9 @@ def run(args: argparse.Namespace) -> dict:
     acc = {"random_init": probe_accuracy(probe.random_model("nafnet_tiny", seed=args.seed, width=args.width), data, args)}
     for name in ("pre_r00", "pre_r50"):
         acc[name] = probe_accuracy(checkpoints.load_model(work / name / "export.pt")[0], data, args)
+    cls = {name: classifier_accuracy(work / name, data, args) for name in ("pre_r00", "pre_r50")}
     return {"settings": vars(args), "clean_images": counts, "runs": runs, "psnr": psnr, "probe": acc,
+            "classifier": cls,
             "seconds": round(time.perf_counter() - t_start, 1),
             "machine": {"python": platform.python_version(), "torch": torch.__version__,
                         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}}
@@ -239,12 +266,18 @@ def to_markdown(r: dict) -> str:
     P, F = s["pretrain_steps"], s["finetune_steps"]
     lines = [(f"Clean images: {r['clean_images']['train']} train, {r['clean_images']['test']} held-out test; "
               f"{s['variants']} variants per image and type; NAFNet width {s['width']}; batch {s['batch']}, "
-              f"crop {s['crop']}; seed {s['seed']}; total {r['seconds'] / 60:.1f} min."), "",
+              f"crop {s['crop']}; seed {s['seed']}; this invocation {r['seconds'] / 60:.1f} min (finished runs are "
+              "reused; the train times below are the runs' own)."), "",
              "**(a) KNN probe** (held-out test pairs, 5 types, features before the head, k 5, 5 seeds)", "",
              "| network | accuracy |", "|---|---:|"]
     names = {"random_init": "random init", "pre_r00": f"after pretraining, mask ratio 0 ({P} steps)",
              "pre_r50": f"after MaskDCPT, mask ratio 0.5 ({P} steps)"}
     lines += [f"| {names[k]} | {100 * v['mean']:.1f} ± {100 * v['std']:.1f} % |" for k, v in acc.items()]
+    lines += ["", (f"The pretraining's own classifier on unmasked {s['probe_crop']}² centre crops of the held-out "
+                   "pairs (5-way):"), "", "| network | accuracy | " + " | ".join(TYPES) + " |", "|---|---:|" + "---:|" * len(TYPES)]
+    for k, v in r["classifier"].items():
+        lines.append(f"| {names[k]} | {100 * v['mean']:.1f} % | "
+                     + " | ".join(f"{100 * v['types'][c]:.0f} %" for c in TYPES) + " |")
     lines += ["", f"**(b, c) Fine-tuning** ({F} steps each; PSNR on the held-out pairs, dB)", "",
               "| start | fine-tune steps | pretrain steps | " + " | ".join(TYPES) + " | mean | train time |",
               "|---|---:|---:|" + "---:|" * len(TYPES) + "---:|---:|"]

@@ -143,6 +143,13 @@ def load(name: str, overrides: Sequence[str] = ()) -> TrainConfig:
     return cfg
 
 
+def from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
+    """A config from its dict form (`to_dict`, e.g. a checkpoint's `config`), validated."""
+    cfg = _build(TrainConfig, data, where)
+    _validate(cfg, where)
+    return cfg
+
+
 def _validate(cfg: TrainConfig, where: str) -> None:
     if cfg.task not in ("pretrain", "finetune"):
         raise ConfigError(f"{where}: task must be pretrain or finetune, not {cfg.task!r}")
