@@ -204,18 +204,23 @@ class _IndexedCursor:
 class _SequentialCursor:
     """A reader's walk over its shards of one stream, streamed from start to end, pass after pass."""
 
-    def __init__(self, stream: Stream, reader: int, readers: int, seed: int, endpoint_url: str | None, on_fault):
+    def __init__(self, stream: Stream, reader: int, readers: int, seed: int, shared_seed: int, endpoint_url: str | None,
+                 on_fault):
         self.stream, self.reader, self.readers, self.seed = stream, reader, readers, seed
+        self.shared_seed = shared_seed  # the same on every reader: who owns which shard, the sample walk
         self.endpoint_url, self.on_fault = endpoint_url, on_fault
         self.pass_no = -1
         self._it: Iterator | None = None
 
     def _pass(self) -> Iterator[tuple[str, dict[str, bytes]]]:
         n = len(self.stream.shards)
-        order = np.random.default_rng(_seed(self.seed, self.pass_no)).permutation(n)
         by_shard = split_shards(n, self.readers)
-        owned = set(portion(np.arange(n), n, self.reader, self.readers, _seed(self.seed, "deal")).tolist())
-        mine = [self.stream.shards[j] for j in order if not by_shard or j in owned]
+        if by_shard:  # whole shards, dealt out alike on every reader; this reader's own walk over its own
+            owned = portion(np.arange(n), n, self.reader, self.readers, _seed(self.shared_seed, "deal"))
+            order = np.random.default_rng(_seed(self.seed, self.pass_no)).permutation(owned)
+        else:  # every reader walks all shards in the same order and keeps every readers-th sample
+            order = np.random.default_rng(_seed(self.shared_seed, "walk", self.pass_no)).permutation(n)
+        mine = [self.stream.shards[j] for j in order]
         count = 0
         for url in mine:
             try:
@@ -315,7 +320,8 @@ class UIRDataset(IterableDataset):
         cursors: list[Any] = []
         for k, (s, p) in enumerate(zip(self.catalog.streams, ports)):
             if p is None:
-                cursors.append(_SequentialCursor(s, reader, readers, _seed(base, "stream", k), self.catalog.endpoint_url,
+                cursors.append(_SequentialCursor(s, reader, readers, _seed(base, "stream", k),
+                                                 _seed(self.seed, self.epoch, "stream", k), self.catalog.endpoint_url,
                                                  lambda url, reason, k=k: fault(url, reason, ("shard", self.epoch, reader, k, url))))
             else:
                 cursors.append(_IndexedCursor(p, _seed(base, "stream", k)))

@@ -239,6 +239,23 @@ def test_reads_pipe_urls_of_bare_shards(inverted):
     same(head + batches(resumed), got)
 
 
+@pytest.mark.parametrize("readers", [2, 4, 8])
+def test_bare_shard_readers_split_each_pass_disjointly_and_completely(inverted, readers):
+    """Every reader (rank x worker) of a bare-shard stream reads its own samples, and together one
+    pass covers the stream once: by whole shards (6 rain13k shards) or by sample (3 lol shards)."""
+    urls = sorted(str(p) for p in (inverted / "data/train").rglob("*.tar"))
+    catalog = tdata.catalog_from_shards(urls, tdata.subsets.load("all"), "train")
+    for k, stream in enumerate(catalog.streams):
+        everything = [key for u in stream.shards for key, _ in tdata._tar_samples(open(u, "rb"))]
+        seen = []
+        for reader in range(readers):
+            cursor = tdata._SequentialCursor(stream, reader, readers, seed=100 + reader, shared_seed=7 + k,
+                                             endpoint_url=None, on_fault=None)
+            cursor.pass_no = 0
+            seen += [key for key, _ in cursor._pass()]
+        assert sorted(seen) == sorted(everything), (stream.code, readers)
+
+
 def test_workers_start_after_the_parent_used_opencv_threads(inverted):
     """A worker forked while the parent's OpenCV thread pool exists hangs in its first OpenCV call
     unless the loader forks with OpenCV single-threaded (found when a tool made images with cv2
