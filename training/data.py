@@ -82,12 +82,16 @@ class Catalog:
     def weights(self) -> np.ndarray:
         return np.array([s.ratio * s.src_pairs for s in self.streams], dtype=np.float64)
 
+    def read_sample(self, stream: Stream, pos: int) -> tuple[bytes, bytes, bytes]:
+        """The GT image, label JSON and LQ image bytes of sample `pos` of an indexed stream, in one
+        ranged read (the members lie in that order in the shard)."""
+        go, gs, jo, js, lo, ls = (int(v) for v in stream.spans[pos])
+        region = self.root.read(stream.shards[stream.shard_id[pos]], go, lo + ls - go)
+        return region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
+
     def shares(self) -> dict[str, float]:
-        w = self.weights
-        out: dict[str, float] = defaultdict(float)
-        for s, x in zip(self.streams, w):
-            out[s.code] += x / w.sum()
-        return {c: out[c] for c in taxonomy.CODES if c in out}
+        """Effective share of draws per type (as `uir-train shares` reports it)."""
+        return subsets.shares({(s.code, s.source): float(w) for s, w in zip(self.streams, self.weights)})
 
 
 def _select(preset: subsets.Preset, code: str, source: str) -> float | None:
@@ -363,15 +367,13 @@ class UIRDataset(IterableDataset):
                 if fast:
                     raw = None
                 else:
-                    go, gs, jo, js, lo, ls = (int(v) for v in s.spans[pos])
                     try:
-                        region = self.catalog.root.read(shard, go, lo + ls - go)
+                        raw = self.catalog.read_sample(s, pos)
                     except OSError as e:
                         fault(where, str(e), ident)
                         continue
-                    raw = region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
             if fast:
-                if any(f[:len(ident)] == ident for f in self.known_faults):
+                if ident in self.known_faults:
                     continue
                 return (key,)
             try:
@@ -520,6 +522,13 @@ def _dist_env(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return rank, world_size
 
 
+def preset_for(subset: str | subsets.Preset = "all", types: str | Sequence[str] | None = None) -> subsets.Preset:
+    """The (type, source) selection: explicit codes, a preset object or a preset name."""
+    if types:
+        return subsets.from_codes(types)
+    return subset if isinstance(subset, subsets.Preset) else subsets.load(subset)
+
+
 def make_loader(
     source: str | Sequence[str],
     *,
@@ -550,7 +559,7 @@ def make_loader(
     `overlap_epochs` starts the next epoch's workers while this epoch's last batches are consumed
     (the batches are the same either way; small datasets' epochs then cost no worker start-up).
     """
-    preset = subsets.from_codes(types) if types else (subset if isinstance(subset, subsets.Preset) else subsets.load(subset))
+    preset = preset_for(subset, types)
     if ratios:
         preset = preset.with_ratios(ratios)
     if partition not in manifest.PARTITIONS:

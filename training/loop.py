@@ -20,10 +20,10 @@ import torch.distributed as dist
 
 from training import masking
 from training.config import TrainConfig, to_dict
-from training.data import make_loader
+from training.data import make_loader, preset_for
 from training.finetune import Restoration
 from training.pretrain import MaskDCPT
-from uir25m import subsets, taxonomy
+from uir25m import atomic, taxonomy
 
 log = logging.getLogger("uir.train")
 LAST = "last.pt"
@@ -45,19 +45,10 @@ def crashpoint(name: str) -> None:
 
 
 def _atomic_save(obj: Any, path: Path, crash_name: str | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic.atomic_open(path) as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    if crash_name:
-        crashpoint(crash_name)  # the temporary file is written, the checkpoint not yet replaced
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        if crash_name:
+            crashpoint(crash_name)  # the temporary file is written, the checkpoint not yet replaced
 
 
 def _setup_distributed() -> tuple[int, int, torch.device]:
@@ -75,8 +66,7 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
 
 
 def _classes(cfg: TrainConfig) -> list[int]:
-    preset = subsets.from_codes(list(cfg.data.types)) if cfg.data.types else subsets.load(cfg.data.subset)
-    return [taxonomy.get(c).class_id for c in preset.codes]
+    return [taxonomy.get(c).class_id for c in preset_for(cfg.data.subset, cfg.data.types).codes]
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -253,8 +243,6 @@ def _log(writer, cfg: TrainConfig, step: int, res: dict, keys, opt, groups, batc
         n = min(4, batch["lq"].shape[0])
         lq = batch["lq"][:n].detach().float().cpu()
         if res.get("mask") is not None:
-            from training import masking
-
             lq = masking.remask(lq, res["mask"][:n].cpu())
         rows = torch.cat([lq, res["out"][:n].float().cpu().clamp(0, 1), batch["gt"][:n].float().cpu()], dim=-1)
         writer.add_images("samples/masked_lq | output | gt" if res.get("mask") is not None else "samples/lq | output | gt",

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from training.data import _decode, catalog_from_dataset
+from training.data import _decode, catalog_from_dataset, preset_for
 from uir25m import subsets
 
 
@@ -22,13 +22,6 @@ class Pair:
     label: dict[str, Any]
     lq: np.ndarray  # H x W x 3 uint8, RGB
     gt: np.ndarray
-
-
-def preset_for(subset: str | subsets.Preset = "all", types: Sequence[str] | None = None) -> subsets.Preset:
-    """The (type, source) selection: explicit codes, a preset object or a preset name."""
-    if types:
-        return subsets.from_codes(list(types))
-    return subset if isinstance(subset, subsets.Preset) else subsets.load(subset)
 
 
 def iter_pairs(source: str, *, partition: str = "test", subset: str | subsets.Preset = "all",
@@ -45,12 +38,11 @@ def iter_pairs(source: str, *, partition: str = "test", subset: str | subsets.Pr
                 break
             shard = stream.shards[stream.shard_id[pos]]
             key = str(stream.keys[pos])
-            go, gs, jo, js, lo, ls = (int(v) for v in stream.spans[pos])
             try:
-                region = catalog.root.read(shard, go, lo + ls - go)
-                label = json.loads(region[jo - go:jo - go + js])
-                lq = cv2.cvtColor(_decode(region[lo - go:lo - go + ls]), cv2.COLOR_BGR2RGB)
-                gt = cv2.cvtColor(_decode(region[:gs]), cv2.COLOR_BGR2RGB)
+                gt_bytes, json_bytes, lq_bytes = catalog.read_sample(stream, pos)
+                label = json.loads(json_bytes)
+                lq = cv2.cvtColor(_decode(lq_bytes), cv2.COLOR_BGR2RGB)
+                gt = cv2.cvtColor(_decode(gt_bytes), cv2.COLOR_BGR2RGB)
             except (OSError, ValueError) as e:
                 raise OSError(f"{source}: {shard} sample {key}: {e}") from None
             taken[stream.code] = taken.get(stream.code, 0) + 1

@@ -63,5 +63,4 @@ class MaskDCPT(nn.Module):
     def export(self, backbone: nn.Module | None = None) -> dict[str, torch.Tensor]:
         """The restoration network's weights for fine-tuning (of `backbone`, e.g. the EMA copy, when
         given): no mask tokens, no classifier."""
-        source = backbone if backbone is not None else self.backbone
-        return {k: v.detach().cpu().clone() for k, v in source.state_dict().items() if "mask_token" not in k}
+        return archs.export_weights(backbone if backbone is not None else self.backbone)

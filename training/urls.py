@@ -82,7 +82,8 @@ class Root:
             except Exception as e:  # botocore's errors: not found, denied, connection
                 raise OSError(f"s3://{self.bucket}/{self._key(rel)}: {e}") from None
         else:
-            with _hf_fs().open(f"{self.base}/{rel}", "rb") as f:
+            # no read-ahead cache: fsspec's default fetches 5 MiB beyond every sample
+            with _hf_fs().open(f"{self.base}/{rel}", "rb", cache_type="none") as f:
                 f.seek(offset)
                 data = f.read(size)
         if len(data) != size:

@@ -246,7 +246,10 @@ def test_bare_shard_readers_split_each_pass_disjointly_and_completely(inverted, 
     urls = sorted(str(p) for p in (inverted / "data/train").rglob("*.tar"))
     catalog = tdata.catalog_from_shards(urls, tdata.subsets.load("all"), "train")
     for k, stream in enumerate(catalog.streams):
-        everything = [key for u in stream.shards for key, _ in tdata._tar_samples(open(u, "rb"))]
+        everything = []
+        for u in stream.shards:
+            with open(u, "rb") as f:
+                everything += [key for key, _ in tdata._tar_samples(f)]
         seen = []
         for reader in range(readers):
             cursor = tdata._SequentialCursor(stream, reader, readers, seed=100 + reader, shared_seed=7 + k,

@@ -54,6 +54,12 @@ def unwrap(state_dict: Mapping[str, Any], keys: Sequence[str] = ("params_ema", "
     return state_dict
 
 
+def export_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`model`'s restoration weights on the CPU, without the pretraining's mask tokens (what
+    `load_weights` takes back)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if "mask_token" not in k}
+
+
 def load_weights(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> None:
     """Load an export or an upstream checkpoint into `model` through its architecture's
     `checkpoint_filter_fn` (renames authors' keys, unwraps `params`/`state_dict`). Only the
