@@ -38,6 +38,8 @@ def at(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     if h % gh or w % gw:
         raise ValueError(f"feature map {h}x{w} is not a multiple of the mask grid {gh}x{gw}: "
                          "the mask patch must be a multiple of the network's deepest stride")
+    if (h, w) == (gh, gw):
+        return mask
     return mask.repeat_interleave(h // gh, dim=-2).repeat_interleave(w // gw, dim=-1)
 
 
@@ -62,14 +64,6 @@ def densify(x: torch.Tensor, mask: torch.Tensor | None, token: torch.Tensor) -> 
         return x
     m = at(mask, x.shape[-2:])
     return torch.where(m, x, token.to(x.dtype).expand_as(x))
-
-
-def token_mask(mask: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor | None:
-    """The mask as a B x (h*w) bool over a token sequence of a feature map of `size` (for
-    transformer backbones that work on flattened tokens)."""
-    if mask is None:
-        return None
-    return at(mask, size).flatten(1)
 
 
 _BACKENDS = ("dense", "spconv")

@@ -13,6 +13,7 @@ silently wrong numbers (replaced by torch's index_add_), its backward asks for a
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -51,6 +52,14 @@ def supports(conv: torch.nn.Module) -> bool:
             and k[1] % 2 == 1 and conv.padding == (k[0] // 2, k[1] // 2) and conv.padding_mode == "zeros")
 
 
+@functools.cache
+def _submconv(cin: int, cout: int, kernel: tuple[int, int], padding: tuple[int, int], bias: bool,
+              device: torch.device):
+    """A SubMConv2d used only for its forward machinery (our conv's weight and bias are passed in):
+    one per layout, so no throw-away weights are allocated, initialised or copied per call."""
+    return _spconv().SubMConv2d(cin, cout, kernel, padding=padding, bias=bias).to(device)
+
+
 def submanifold(conv: torch.nn.Conv2d, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     """`conv` as a submanifold sparse convolution at the visible positions of x (B x C x H x W;
     visible: B x 1 x H x W bool); masked positions of the result are zero. Differentiable with
@@ -62,8 +71,8 @@ def submanifold(conv: torch.nn.Conv2d, x: torch.Tensor, visible: torch.Tensor) -
     idx = visible[:, 0].nonzero().int().contiguous()  # (n, 3): batch, y, x
     feats = x.permute(0, 2, 3, 1)[idx[:, 0].long(), idx[:, 1].long(), idx[:, 2].long()]
     sparse = spconv.SparseConvTensor(feats.contiguous(), idx, [h, w], b)
-    sub = spconv.SubMConv2d(c, conv.out_channels, conv.kernel_size, padding=conv.padding,
-                            bias=conv.bias is not None).to(x.device)
+    sub = _submconv(c, conv.out_channels, tuple(conv.kernel_size), tuple(conv.padding), conv.bias is not None,
+                    x.device)
     weight = conv.weight.permute(0, 2, 3, 1).contiguous().to(x.dtype)  # spconv: out x kh x kw x in
     bias = None if conv.bias is None else conv.bias.to(x.dtype)
     out = sub._conv_forward(sub.training, sparse, weight, bias)

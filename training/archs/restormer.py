@@ -154,7 +154,8 @@ class Downsample(nn.Module):
     def forward(self, x: torch.Tensor, mask: Mask = None) -> torch.Tensor:
         conv, unshuffle = self.body
         # every 2 x 2 cell lies inside one mask patch (patch is a multiple of the deepest stride)
-        return masking.remask(unshuffle(masking.conv(conv, x, mask)), mask)
+        # and masking.conv leaves masked positions zero (no bias): no re-mask needed after the shuffle
+        return unshuffle(masking.conv(conv, x, mask))
 
 
 class Upsample(nn.Module):
