@@ -27,6 +27,13 @@ from pathlib import Path
 import numpy as np
 
 
+def _seed(build_seed: int, it) -> int:
+    """The item's per-sample seed, derived as the builder does (its key with the item's tile)."""
+    from uir25m import manifest, shards
+
+    return shards.sample_seed(build_seed, it.key(manifest.format_tile(it.tile)))
+
+
 def measure_floor(plan) -> dict:
     import cv2
 
@@ -53,7 +60,7 @@ def measure_floor(plan) -> dict:
                 codec.encode_png(gt, plan.png_level)
                 gt_encode_s[(it.gt, it.tile)] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            params = degrade.sample(it.code, np.random.default_rng(it.seed), it.level)
+            params = degrade.sample(it.code, np.random.default_rng(_seed(plan.seed, it)), it.level)
             lq = degrade.apply(it.code, gt, params)
             t1 = time.perf_counter()
             codec.encode_png(lq, plan.png_level)
@@ -72,16 +79,16 @@ def measure_floor(plan) -> dict:
 
 
 def _codec_work(items: list) -> float:
-    """Degrade + encode the given (root, item) pairs in this process; returns seconds."""
+    """Degrade + encode the given (root, item, seed) triples in this process; returns seconds."""
     import cv2
 
     from uir25m import codec, degrade
 
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    for root, it in items:
+    for root, it, seed in items:
         gt = codec.crop(codec.decode((Path(root) / it.gt).read_bytes()).pixels, it.tile)
-        lq = degrade.apply(it.code, gt, degrade.sample(it.code, np.random.default_rng(it.seed), it.level))
+        lq = degrade.apply(it.code, gt, degrade.sample(it.code, np.random.default_rng(seed), it.level))
         codec.encode_png(lq)
     return time.perf_counter() - t0
 
@@ -91,7 +98,7 @@ def machine_ceiling(plan, workers: int, n: int = 120) -> float:
     run in 1 process, then in `workers` processes at once; ceiling = workers x t1 / t_parallel."""
     import multiprocessing
 
-    items = [(t.root, it) for t in plan.tasks for it in t.items][:: max(1, plan.pairs // n)][:n]
+    items = [(t.root, it, _seed(plan.seed, it)) for t in plan.tasks for it in t.items][:: max(1, plan.pairs // n)][:n]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers) as pool:
         pool.map(_codec_work, [items[:2]] * workers)  # start-up and imports out of the timing

@@ -4,10 +4,12 @@ fsync of the folder. A reader never sees a half-written file; a crash leaves at 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def temp_name(path: Path) -> Path:
@@ -49,3 +51,15 @@ def atomic_open(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Bi
 def write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
     with atomic_open(path, durable=durable) as f:
         f.write(data)
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike, *, durable: bool = True) -> None:
+    """Copy `src`'s bytes to `dst` atomically (see atomic_open)."""
+    with open(src, "rb") as f, atomic_open(dst, durable=durable) as out:
+        shutil.copyfileobj(f, out, 1 << 20)
+
+
+def hash_file(path: str | os.PathLike, digest: str | Callable[[], Any] = "sha256") -> tuple[str, int]:
+    """The hex digest of a file's bytes (`digest`: a hashlib name or constructor) and their count."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, digest).hexdigest(), f.tell()

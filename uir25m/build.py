@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from uir25m import __version__, atomic, codec, executors, manifest, taxonomy
+from uir25m import __version__, codec, executors, manifest, taxonomy
 from uir25m.shards import CACHE_DIR, ShardTask, ShardWorker, TaskResult, WorkerConfig, crashpoint, is_done, part_path
 
 MODES = ("resume", "overwrite")
@@ -50,6 +50,11 @@ class BuildPlan:
     @property
     def pairs(self) -> int:
         return sum(len(t.items) for t in self.tasks)
+
+    def worker_config(self, out: str | os.PathLike, strict: bool = False) -> WorkerConfig:
+        """The shard worker's settings for writing this plan into `out` (overrides as plain dicts)."""
+        overrides = {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in self.overrides.items()}
+        return WorkerConfig(str(out), self.seed, self.png_level, overrides, strict)
 
     def fingerprint(self) -> str:
         """sha256 of what determines the output bytes: versions, recipe, settings, inputs, items."""
@@ -83,10 +88,6 @@ def library_versions() -> dict[str, str]:
         "pillow": PIL.__version__,
         "scipy": scipy.__version__, "pyarrow": pyarrow.__version__,
     }
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    atomic.write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _prepare(out: Path, mode: str, fingerprint: str) -> None:
@@ -164,12 +165,11 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
         "encoder": codec.encoder_settings(plan.png_level), "tasks": len(plan.tasks), "pairs_planned": plan.pairs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _write_json(out / manifest.BUILD_JSON, info)
+    manifest.write_build_json(out, info)
     if plan.plan_rejects:
         manifest.write_parquet(manifest.table(plan.plan_rejects, manifest.REJECTS_SCHEMA), out / manifest.PARTS / "_plan.rejects.parquet")
     todo = [t for t in plan.tasks if not is_done(out, t)]
-    overrides = {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in plan.overrides.items()}
-    worker = ShardWorker(WorkerConfig(str(out), plan.seed, plan.png_level, overrides, strict))
+    worker = ShardWorker(plan.worker_config(out, strict))
     bar = tqdm(total=sum(len(t.items) for t in todo), unit="item", desc=f"build {plan.name}",
                disable=not progress, dynamic_ncols=True, mininterval=0.5)
 
@@ -192,7 +192,7 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
     )
     info.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 summary={k: v for k, v in summary.items() if k not in ("out",)})
-    _write_json(out / manifest.BUILD_JSON, info)
+    manifest.write_build_json(out, info)
     return summary
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from uir25m.build import BuildPlan
-from uir25m.shards import ShardTask, ShardWorker, WorkerConfig
+from uir25m.shards import ShardTask, ShardWorker
 
 
 def estimate(plan: BuildPlan, *, per_stream: int = 3, workers: int = 1) -> dict[str, Any]:
@@ -21,8 +21,7 @@ def estimate(plan: BuildPlan, *, per_stream: int = 3, workers: int = 1) -> dict[
     scratch = tempfile.mkdtemp(prefix="uir-dry-run-")
     rows = []
     try:
-        worker = ShardWorker(WorkerConfig(scratch, plan.seed, plan.png_level,
-                                          {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in plan.overrides.items()}))
+        worker = ShardWorker(plan.worker_config(scratch))
         for (partition, code, source), tasks in sorted(streams.items()):
             items = sum(len(t.items) for t in tasks)
             probe = replace(tasks[0], items=tasks[0].items[:per_stream])

@@ -245,3 +245,9 @@ def read_build_json(root: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{root}: no {BUILD_JSON}")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_build_json(root: str | os.PathLike, data: Mapping[str, Any]) -> None:
+    """root/build.json, atomically and durably: indented, keys sorted, a final newline."""
+    with atomic_open(Path(root) / BUILD_JSON) as f:
+        f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))

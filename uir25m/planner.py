@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uir25m import recipes, sources
+from uir25m import atomic, recipes, sources
 from uir25m.build import BuildPlan
 from uir25m.shards import Item, chunk_stream, mark_shared_gts
 from uir25m.sources import FileIndex, SourceSpec, walk
@@ -168,12 +168,8 @@ def _source_items(spec: SourceSpec, entry: recipes.SourceEntry, recipe: recipes.
     return items, rows, rejects
 
 
-def _hash(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _blake2b_128():
+    return hashlib.blake2b(digest_size=16)
 
 
 def _drop_duplicates(streams: dict[tuple, list[Item]], roots: dict[str, str], sizes: dict) -> list[tuple[Item, Item]]:
@@ -189,7 +185,7 @@ def _drop_duplicates(streams: dict[tuple, list[Item]], roots: dict[str, str], si
 
     def digest(source: str, rel: str) -> str:
         if (source, rel) not in hashes:
-            hashes[(source, rel)] = _hash(Path(roots[source]) / rel)
+            hashes[(source, rel)] = atomic.hash_file(Path(roots[source]) / rel, _blake2b_128)[0]
         return hashes[(source, rel)]
 
     for group in by_size.values():

@@ -5,16 +5,17 @@ arrived) and reports. Credentials come from the usual places (HF login / HF_TOKE
 config files) and are never printed."""
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from uir25m import atomic, card, manifest
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TOP_FILES = ("README.md", card.CHART, manifest.BUILD_JSON, manifest.SAMPLES, manifest.SHARDS, manifest.REJECTS)
 HUB_MAX_FILES = 100_000  # per repository
@@ -27,10 +28,15 @@ class PublishError(RuntimeError):
     """A push that must not happen (limits, rights) or failed."""
 
 
-def files(root: str | os.PathLike) -> list[str]:
-    """What a push sends: the shards, the three merged manifests, build.json, the card and chart."""
+def _shards(root: Path, shards: pa.Table | None) -> pa.Table:
+    return manifest.read_shards(root) if shards is None else shards
+
+
+def files(root: str | os.PathLike, *, shards: pa.Table | None = None) -> list[str]:
+    """What a push sends: the shards, the three merged manifests, build.json, the card and chart.
+    `shards`: shards.parquet when the caller has read it already."""
     root = Path(root)
-    shard_paths = manifest.read_shards(root).column("shard").to_pylist()
+    shard_paths = _shards(root, shards).column("shard").to_pylist()
     missing = [p for p in shard_paths if not (root / p).is_file()]
     if missing:
         raise PublishError(f"{root}: {len(missing)} shard(s) listed in shards.parquet are missing (e.g. {missing[0]}); "
@@ -40,23 +46,15 @@ def files(root: str | os.PathLike) -> list[str]:
     return sorted(shard_paths + [f for f in TOP_FILES if (root / f).is_file()])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def checksums(root: Path, rels: list[str]) -> dict[str, str]:
+def checksums(root: Path, rels: list[str], *, shards: pa.Table | None = None) -> dict[str, str]:
     """sha256 of every file to send (shards from shards.parquet, the rest computed)."""
-    known = dict(zip(*[manifest.read_shards(root).column(c).to_pylist() for c in ("shard", "sha256")]))
-    return {rel: known.get(rel) or _sha256(root / rel) for rel in rels}
+    known = dict(zip(*[_shards(root, shards).column(c).to_pylist() for c in ("shard", "sha256")]))
+    return {rel: known.get(rel) or atomic.hash_file(root / rel)[0] for rel in rels}
 
 
-def check_rights(root: Path, public: bool, hold_rights: bool) -> list[str]:
+def check_rights(root: Path, public: bool, hold_rights: bool, *, shards: pa.Table | None = None) -> list[str]:
     """Sources whose redistribution is not `yes`; raises for a public target without the flag."""
-    names = sorted(set(manifest.read_shards(root).column("source").to_pylist()))
+    names = sorted(set(_shards(root, shards).column("source").to_pylist()))
     blocked = [n for n in names if card._source_meta(n)["redistribution"] != "yes"]
     if public and blocked and not hold_rights:
         raise PublishError(
@@ -92,11 +90,10 @@ def _push_file(root: Path, url, rels: list[str], sums: dict[str, str], opts: dic
     sent = skipped = 0
     for rel in rels:
         target = dest / rel
-        if target.is_file() and target.stat().st_size == (root / rel).stat().st_size and _sha256(target) == sums[rel]:
+        if target.is_file() and target.stat().st_size == (root / rel).stat().st_size and atomic.hash_file(target)[0] == sums[rel]:
             skipped += 1
             continue
-        with open(root / rel, "rb") as f, atomic.atomic_open(target) as out:
-            shutil.copyfileobj(f, out, 1 << 20)
+        atomic.copy_file(root / rel, target)
         sent += 1
     return {"sent": sent, "skipped": skipped}
 
@@ -116,7 +113,7 @@ def _push_hf(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[
     api.create_repo(repo_id, repo_type="dataset", private=opts["private"], exist_ok=True)
     # `private` only applies to a new repository: check what the repository really is
     if not api.repo_info(repo_id, repo_type="dataset").private:
-        check_rights(root, public=True, hold_rights=opts["hold_rights"])
+        check_rights(root, public=True, hold_rights=opts["hold_rights"], shards=opts.get("shards"))
     info = api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset", allow_patterns=rels,
                              commit_message=f"uir-build push: {len(rels)} files")
     return {"commit": str(info)}
@@ -160,12 +157,14 @@ def push(root: str | os.PathLike, to: str, *, private: bool = False, endpoint_ur
     url = urlparse(to)
     if url.scheme not in SCHEMES:
         raise PublishError(f"unknown target {to!r}: use file:///path, hf://user/name or s3://bucket/prefix")
-    rels = files(root)
+    shards = manifest.read_shards(root)
+    rels = files(root, shards=shards)
     public = url.scheme == "hf" and not private  # a folder or a bucket is yours: making it public is your act
-    blocked = check_rights(root, public, hold_rights)
+    blocked = check_rights(root, public, hold_rights, shards=shards)
     warnings = check_hub_limits(root, rels) if url.scheme == "hf" else []
-    sums = checksums(root, rels)
+    sums = {} if url.scheme == "hf" else checksums(root, rels, shards=shards)  # the Hub hashes what it sends itself
     result = SCHEMES[url.scheme](root, url, rels, sums, {"private": private, "endpoint_url": endpoint_url,
-                                                         "progress": progress, "hold_rights": hold_rights})
+                                                         "progress": progress, "hold_rights": hold_rights,
+                                                         "shards": shards})
     return {"to": to, "files": len(rels), "bytes": sum((root / r).stat().st_size for r in rels), "public": public,
             "not_redistributable": blocked, "warnings": warnings, **result}

@@ -197,6 +197,12 @@ class _Input:
     relpath: str
     data: bytes
     passthrough: codec.PassThrough | None  # an 8-bit RGB PNG that can ship as it is
+    ident: tuple  # the decode-cache key of these bytes (see _stat_ident)
+
+
+def _stat_ident(path: Path, st: os.stat_result) -> tuple:
+    """A cheap decode-cache key for a file: its path and what a rewrite or chmod changes."""
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class ShardWorker:
@@ -269,19 +275,34 @@ class ShardWorker:
     # --- inputs ------------------------------------------------------------------------------------
 
     def _read(self, root: str, relpath: str) -> _Input:
+        path = Path(root) / relpath
         try:
-            data = (Path(root) / relpath).read_bytes()
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                data = f.read()
         except OSError as e:
             raise _Reject((relpath, "unreadable", f"{type(e).__name__}: {e.strerror or e}", "read")) from None
         if not data:
             raise _Reject((relpath, "empty_file", "the file has zero bytes", "read"))
         try:
-            return _Input(relpath, data, codec.check_passthrough_png(data))
+            return _Input(relpath, data, codec.check_passthrough_png(data), _stat_ident(path, st))
         except codec.CodecError as e:
             raise _Reject((relpath, e.reason, e.detail, "decode")) from None
 
+    def _decoded_gt(self, root: str, relpath: str) -> codec.Decoded:
+        """The decoded file, from the process cache when its stat is unchanged (no read); else
+        read, checked and decoded as `_read` and `_decode` do (so bad files reject the same)."""
+        path = Path(root) / relpath
+        try:
+            hit = _DECODED.get(_stat_ident(path, path.stat()))
+        except OSError:
+            hit = None  # let the read report it
+        if hit is not None:
+            return hit
+        return self._decode(self._read(root, relpath), cache=True)
+
     def _decode(self, inp: _Input, cache: bool) -> codec.Decoded:
-        ident = (inp.relpath, hashlib.blake2b(inp.data, digest_size=16).digest())
+        ident = inp.ident
         hit = _DECODED.get(ident) if cache else None
         if hit is not None:
             return hit
@@ -326,7 +347,7 @@ class ShardWorker:
         return [item.tile] if item.tile else tile_grid(width, height, item.tile_size)
 
     def _synthetic(self, task: ShardTask, item: Item) -> Iterator[tuple]:
-        gt_dec = self._decode(self._read(task.root, item.gt), cache=True)
+        gt_dec = self._decoded_gt(task.root, item.gt)
         conversions = [f"gt:{c}" for c in gt_dec.conversions]
         override = self.config.overrides.get(item.code, {}).get(item.level)
         w, h = gt_dec.size

@@ -3,9 +3,7 @@ shards (hard-linked where possible), their rows of every manifest, build.json sa
 subset of, and its own card."""
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,7 @@ def _place(src: Path, dst: Path, link: bool) -> str:
             return "linked"
         except OSError:
             pass  # another file system, or links not allowed: copy instead
-    with open(src, "rb") as f, atomic.atomic_open(dst) as out:
-        shutil.copyfileobj(f, out, 1 << 20)
+    atomic.copy_file(src, dst)
     return "copied"
 
 
@@ -69,7 +66,7 @@ def make_subset(src: str | os.PathLike, preset: subsets.Preset, dst: str | os.Pa
                          "select": [{"type": s.code, "sources": list(s.sources) if s.sources else "*", "ratio": s.ratio}
                                     for s in preset.select]}
     info["summary"] = {"pairs": pairs, "shards": chosen.num_rows, "bytes": size, "types": len(types)}
-    atomic.write_bytes(dst / manifest.BUILD_JSON, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    manifest.write_build_json(dst, info)
     card.dataset_card(dst)
     return {"from": str(src), "to": str(dst), "preset": preset.name, "pairs": pairs, "shards": chosen.num_rows,
             "bytes": size, "types": sorted(types, key=lambda c: taxonomy.get(c).class_id), **how}

@@ -11,19 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from uir25m import codec, manifest
+from uir25m import atomic, codec, manifest
 
 _MEMBERS = (("cls", "cls"), ("gt", "gt.png"), ("json", "json"), ("lq", "lq.png"))
-
-
-def _sha256_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
 
 
 def _check_shard(root: Path, shard: dict[str, Any], rows: list[dict[str, Any]], decode: bool) -> list[dict[str, str]]:
@@ -36,7 +26,7 @@ def _check_shard(root: Path, shard: dict[str, Any], rows: list[dict[str, Any]], 
     if not path.is_file():
         bad("missing")
         return problems
-    digest, size = _sha256_file(path)
+    digest, size = atomic.hash_file(path)
     if size != shard["bytes"]:
         bad(f"size {size} != {shard['bytes']} in shards.parquet")
     if digest != shard["sha256"]:
