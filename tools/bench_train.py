@@ -55,21 +55,29 @@ def _time(step, device: torch.device, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def bench_arch(arch: str, kwargs: dict, batch: int, crop: int, steps: int, warmup: int,
-               device: torch.device) -> dict:
+def _setup(arch: str, kwargs: dict, device: torch.device):
+    """(config, MaskDCPT task on `device`, its AdamW over `task.param_groups()` as training.loop
+    builds it, the autocast context: bf16 on CUDA, none on CPU)."""
     cfg = replace(PretrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2))
     task = MaskDCPT(cfg).to(device)
+    opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in task.param_groups()],
+                            betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    return cfg, task, opt, autocast
+
+
+def bench_arch(arch: str, kwargs: dict, batch: int, crop: int, steps: int, warmup: int,
+               device: torch.device) -> dict:
+    cfg, task, opt_mask, autocast = _setup(arch, kwargs, device)
     unmasked = MaskDCPT(replace(cfg, mask_ratio=0.0)).to(device)
     unmasked.load_state_dict(task.state_dict())
     g = torch.Generator().manual_seed(0)
     data = {"lq": torch.rand(batch, 3, crop, crop, generator=g).to(device),
             "gt": torch.rand(batch, 3, crop, crop, generator=g).to(device),
             "class_id": torch.randint(0, 19, (batch,), generator=g).to(device)}
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
-    opt_dense = torch.optim.AdamW(task.backbone.parameters(), lr=3e-4, weight_decay=0.0)
-    opt_mask = torch.optim.AdamW([{"params": list(task.backbone.parameters()), "lr": 3e-4},
-                                  {"params": list(task.classifier.parameters()), "lr": 1e-4}], weight_decay=0.0)
+    opt_dense = torch.optim.AdamW(task.backbone.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                  weight_decay=cfg.optim.weight_decay)
     counter = iter(range(10**9))
 
     def dense_step() -> None:
@@ -115,12 +123,7 @@ def bench_fed(arch: str, kwargs: dict, data: str, workers: int, batch: int, crop
     time spent waiting for the next batch (DESIGN §9: < 10 %, the GPU >= 90 % busy)."""
     from training.data import make_loader
 
-    cfg = replace(PretrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2))
-    task = MaskDCPT(cfg).to(device)
-    opt = torch.optim.AdamW([{"params": list(task.backbone.parameters()), "lr": 3e-4},
-                             {"params": list(task.classifier.parameters()), "lr": 1e-4}], weight_decay=0.0)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    _, task, opt, autocast = _setup(arch, kwargs, device)
     loader = make_loader(data, batch_size=batch, crop=crop, num_workers=workers, seed=0,
                          pin_memory=device.type == "cuda", rank=0, world_size=1)
     it = iter(loader)

@@ -177,33 +177,36 @@ def train_run(work: Path, name: str, config_name: str, overrides: list[str]) -> 
     return summary
 
 
-class _Identity(torch.nn.Module):
-    size_multiple = 1
+def evaluate_psnr(model: torch.nn.Module, test: list) -> dict:
+    from training import evaluate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def evaluate_psnr(model: torch.nn.Module, data: Path) -> dict:
-    from training import evaluate, pairs
-
-    report = evaluate.evaluate(model, pairs.iter_pairs(str(data), partition="test", types=TYPES), progress=False)
+    report = evaluate.evaluate(model, test, progress=False)
     return {"mean": report["mean_over_types"]["psnr"], "ssim": report["mean_over_types"]["ssim"],
             "types": {c: round(v["psnr"], 3) for c, v in report["types"].items()}, "count": report["count"]}
 
 
-def probe_accuracy(model: torch.nn.Module, data: Path, args: argparse.Namespace) -> dict:
-    from training import pairs, probe
+def probe_accuracy(model: torch.nn.Module, probe_set: list, args: argparse.Namespace) -> dict:
+    from training import probe
 
-    report = probe.probe(model, pairs.iter_pairs(str(data), partition="test", types=TYPES, per_type=100),
-                         crop=args.probe_crop, progress=False)
+    report = probe.probe(model, probe_set, crop=args.probe_crop, progress=False)
     return {"mean": report["accuracy"]["mean"], "std": report["accuracy"]["std"], "n": report["n"]}
 
 
-def classifier_accuracy(run_dir: Path, data: Path, args: argparse.Namespace) -> dict:
+def first_per_type(test: list, per_type: int) -> list:
+    """The first `per_type` pairs of each type, in order (what `iter_pairs(..., per_type=...)` yields)."""
+    taken: dict[str, int] = {}
+    out = []
+    for p in test:
+        if taken.get(p.code, 0) < per_type:
+            taken[p.code] = taken.get(p.code, 0) + 1
+            out.append(p)
+    return out
+
+
+def classifier_accuracy(run_dir: Path, probe_set: list, args: argparse.Namespace) -> dict:
     """The pretraining's own classifier (from last.pt) on unmasked centre crops of the held-out LQ
     images, its logits restricted to the five types: accuracy overall and per type."""
-    from training import config, pairs
+    from training import config, probe, restore
     from training.pretrain import MaskDCPT
     from uir25m import taxonomy
 
@@ -212,13 +215,13 @@ def classifier_accuracy(run_dir: Path, data: Path, args: argparse.Namespace) -> 
     task.load_state_dict(state["model"])
     task.eval()
     ids = [taxonomy.get(c).class_id for c in TYPES]
+    multiple = restore.size_multiple(task.backbone)
     hits: dict[str, list[bool]] = {c: [] for c in TYPES}
     with torch.no_grad():
-        for p in pairs.iter_pairs(str(data), partition="test", types=TYPES, per_type=100):
-            x = torch.from_numpy(np.ascontiguousarray(p.lq)).permute(2, 0, 1)[None].float() / 255
-            c = min(args.probe_crop, *x.shape[-2:]) // 16 * 16
-            top, left = (x.shape[-2] - c) // 2, (x.shape[-1] - c) // 2
-            logits = task.classifier(task.backbone.forward_pretrain(x[..., top:top + c, left:left + c], None)["taps"])
+        for p in probe_set:
+            c = min(args.probe_crop, *p.lq.shape[:2]) // multiple * multiple
+            x = restore.to_tensor(probe.center_crop(p.lq, c))
+            logits = task.classifier(task.backbone.forward_pretrain(x, None)["taps"])
             hits[p.code].append(int(logits[0, ids].argmax()) == TYPES.index(p.code))
     n = sum(len(h) for h in hits.values())
     return {"mean": sum(sum(h) for h in hits.values()) / n, "n": n,
@@ -226,7 +229,7 @@ def classifier_accuracy(run_dir: Path, data: Path, args: argparse.Namespace) -> 
 
 
 def run(args: argparse.Namespace) -> dict:
-    from training import checkpoints, probe
+    from training import checkpoints, pairs, probe
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -247,13 +250,16 @@ def run(args: argparse.Namespace) -> dict:
     long = common + [f"max_steps={P + F}", f"ckpt_every={P + F}"]
     runs["ft_scratch_long"] = train_run(work, "ft_scratch_long", "demo_finetune", long)
 
-    psnr = {"lq": evaluate_psnr(_Identity(), data)}
+    test = list(pairs.iter_pairs(str(data), partition="test", types=TYPES))  # read and decoded once
+    probe_set = first_per_type(test, 100)
+    psnr = {"lq": evaluate_psnr(torch.nn.Identity(), test)}
     for name in ("ft_scratch", "ft_r00", "ft_r50", "ft_scratch_long"):
-        psnr[name] = evaluate_psnr(checkpoints.load_model(work / name / "export.pt")[0], data)
-    acc = {"random_init": probe_accuracy(probe.random_model("nafnet_tiny", seed=args.seed, width=args.width), data, args)}
+        psnr[name] = evaluate_psnr(checkpoints.load_model(work / name / "export.pt")[0], test)
+    random_init = probe.random_model("nafnet_tiny", seed=args.seed, width=args.width)
+    acc = {"random_init": probe_accuracy(random_init, probe_set, args)}
     for name in ("pre_r00", "pre_r50"):
-        acc[name] = probe_accuracy(checkpoints.load_model(work / name / "export.pt")[0], data, args)
-    cls = {name: classifier_accuracy(work / name, data, args) for name in ("pre_r00", "pre_r50")}
+        acc[name] = probe_accuracy(checkpoints.load_model(work / name / "export.pt")[0], probe_set, args)
+    cls = {name: classifier_accuracy(work / name, probe_set, args) for name in ("pre_r00", "pre_r50")}
     return {"settings": vars(args), "clean_images": counts, "runs": runs, "psnr": psnr, "probe": acc,
             "classifier": cls,
             "seconds": round(time.perf_counter() - t_start, 1),

@@ -44,7 +44,7 @@ def evaluate(model: torch.nn.Module, pairs: Iterable[Any], *, image_range: float
     each restoration as <dir>/<type>/<key>.png. Returns the report: `protocol`, `types`
     ({code: {count, psnr, ssim, <perceptual>...}} in the order met), `mean_over_types`,
     `mean_over_images`, `count`, `images` (per-image values)."""
-    metrics.prepare(np.zeros((1, 1, 3), np.uint8), image_range)  # validates image_range
+    metrics.check_image_range(image_range)
     scorers = [m if isinstance(m, metrics.PerceptualMetric) else metrics.perceptual_metric(m, device=str(device))
                for m in perceptual]
     names = ["psnr", "ssim", *(m.name for m in scorers)]
@@ -58,9 +58,10 @@ def evaluate(model: torch.nn.Module, pairs: Iterable[Any], *, image_range: float
         row: dict[str, Any] = {"key": pair.key, "type": pair.code, "source": getattr(pair, "source", None),
                                "psnr": metrics.psnr(restored, gt, image_range),
                                "ssim": metrics.ssim(restored, gt, image_range)}
-        for scorer in scorers:
-            img = metrics.prepare(restored, image_range) / image_range
-            row[scorer.name] = scorer(img, gt if scorer.full_reference else None)
+        if scorers:
+            img = metrics.prepare(restored, image_range) / image_range  # once per image, shared by the scorers
+            for scorer in scorers:
+                row[scorer.name] = scorer(img, gt if scorer.full_reference else None)
         images.append(row)
         if out_root is not None:
             save_png(out_root / _safe_name(pair.code) / f"{_safe_name(pair.key)}.png", to_uint8(restored_t))

@@ -34,11 +34,16 @@ IMAGE_RANGES = (1.0, 255.0)
 SSIM_WINDOW = 11  # pixels; the valid region drops (SSIM_WINDOW - 1) // 2 at every border
 
 
+def check_image_range(image_range: float) -> None:
+    """Raise ValueError unless `image_range` is one of `IMAGE_RANGES` (1 or 255)."""
+    if float(image_range) not in IMAGE_RANGES:
+        raise ValueError(f"image_range must be 1 or 255, not {image_range}")
+
+
 def prepare(img: np.ndarray, image_range: float = 1.0) -> np.ndarray:
     """H x W x 3 float64 on [0, image_range]: uint8 as it is (scaled for 1.0); float images are
     taken as [0, 1], clamped, and rounded to 8 bits when `image_range` is 255."""
-    if float(image_range) not in IMAGE_RANGES:
-        raise ValueError(f"image_range must be 1 or 255, not {image_range}")
+    check_image_range(image_range)
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 RGB image, got shape {img.shape}")

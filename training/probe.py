@@ -36,6 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training import archs
+from training.restore import size_multiple
 
 __all__ = ["PAPER_TYPES", "SEEDS", "center_crop", "extract_features", "format_markdown", "knn_evaluate",
            "knn_predict", "probe", "random_model", "split_indices", "squared_distances"]
@@ -70,7 +71,7 @@ def extract_features(model: nn.Module, images: Iterable[np.ndarray], *, crop: in
     head_name = getattr(model, "head_name", None)
     if not head_name or not isinstance(getattr(model, head_name, None), nn.Module):
         raise ValueError(f"{type(model).__name__} names no restoration head module (`head_name`)")
-    multiple = int(getattr(model, "size_multiple", 1))
+    multiple = size_multiple(model)
     if crop < 1 or crop % multiple:
         raise ValueError(f"crop {crop} must be a positive multiple of {type(model).__name__}'s size multiple "
                          f"{multiple}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 pytest.importorskip("albumentations")
 
 from clirun import cli
+from servers import free_port
 from trainruns import overrides, read_log
 
 from training import config, losses, masking
@@ -118,15 +118,9 @@ def test_resume_refuses_other_settings(demo_dir, tmp_path):
         loop.pretrain(other, tmp_path / "run", resume=True, progress=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_ranks_gloo_disjoint_data_identical_weights(demo_dir, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "training.cli", "pretrain", "--config", "demo", "--quiet", "--max-steps", "4", "--out", str(out),
            *overrides(demo_dir, **{"data.batch_size": 2, "log_keys": "true", "ckpt_every": 2})]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600,
