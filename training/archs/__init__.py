@@ -47,11 +47,10 @@ def list_archs() -> list[str]:
 def unwrap(state_dict: Mapping[str, Any], keys: Sequence[str] = ("params_ema", "params", "state_dict")
            ) -> Mapping[str, Any]:
     """The weights inside a training file: the first of `keys` that holds a mapping (BasicSR's
-    `params_ema` / `params`, Lightning's `state_dict`), else the mapping itself."""
-    for key in keys:
-        if key in state_dict and isinstance(state_dict[key], Mapping):
-            return state_dict[key]
-    return state_dict
+    `params_ema` / `params`, Lightning's `state_dict`), else the mapping itself; a DDP `module.`
+    prefix is dropped."""
+    inner = next((state_dict[k] for k in keys if k in state_dict and isinstance(state_dict[k], Mapping)), state_dict)
+    return {k.removeprefix("module."): v for k, v in inner.items()}
 
 
 def export_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -216,7 +216,6 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
     state_dict = unwrap(state_dict)
     out: dict[str, torch.Tensor] = {}
     for k, v in state_dict.items():
-        k = k.removeprefix("module.")
         k = re.sub(r"^(encoders\.\d+|middle_blks)\.blocks\.", r"\1.", k)
         k = re.sub(r"^decoder(\d+)\.(?:blocks\.)?", r"decoders.\1.", k)
         out[k] = v

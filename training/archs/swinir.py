@@ -504,11 +504,9 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: nn.Modul
     `decode_layersN.*` -> `layers.(n_encode + N).*`); drops the `attn_mask` and
     `relative_position_index` buffers (recomputed here)."""
     state_dict = unwrap(state_dict, ("params", "params_ema", "state_dict"))
-    keys = [k.removeprefix("module.") for k in state_dict]
-    n_encode = len({m.group(1) for k in keys if (m := re.match(r"^encode_layers\.(\d+)\.", k))})
+    n_encode = len({m.group(1) for k in state_dict if (m := re.match(r"^encode_layers\.(\d+)\.", k))})
     out: dict[str, torch.Tensor] = {}
     for k, v in state_dict.items():
-        k = k.removeprefix("module.")
         if k.endswith(("attn_mask", "relative_position_index")):
             continue
         k = re.sub(r"^encode_layers\.", "layers.", k)
