@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.atomic", "uir25m.taxonomy", "uir25m.manifest", "uir25m.subsets"}
+ALLOWED_FROM_TRAINING = {"uir25m", "uir25m.atomic", "uir25m.taxonomy", "uir25m.manifest", "uir25m.reader", "uir25m.subsets"}
 # builder modules each may import only modules listed before them
-BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "manifest", "degrade", "sources", "catalog", "recipes",
+BUILDER_ORDER = ["atomic", "taxonomy", "packaged", "codec", "manifest", "reader", "degrade", "sources", "catalog", "recipes",
                  "tarwriter", "shards", "executors", "build", "estimate", "planner", "demo", "subsets", "stats",
                  "card", "subsetting", "publish", "preview", "verify", "cli"]
 

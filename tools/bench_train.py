@@ -55,10 +55,10 @@ def _time(step, device: torch.device, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def _setup(arch: str, kwargs: dict, device: torch.device):
+def _setup(arch: str, kwargs: dict, device: torch.device, backend: str = "dense"):
     """(config, MaskDCPT task on `device`, its AdamW over `task.param_groups()` as training.loop
     builds it, the autocast context: bf16 on CUDA, none on CPU)."""
-    cfg = replace(PretrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2))
+    cfg = replace(PretrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2), mask_backend=backend)
     task = MaskDCPT(cfg).to(device)
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in task.param_groups()],
                             betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
@@ -68,8 +68,8 @@ def _setup(arch: str, kwargs: dict, device: torch.device):
 
 
 def bench_arch(arch: str, kwargs: dict, batch: int, crop: int, steps: int, warmup: int,
-               device: torch.device) -> dict:
-    cfg, task, opt_mask, autocast = _setup(arch, kwargs, device)
+               device: torch.device, backend: str = "dense") -> dict:
+    cfg, task, opt_mask, autocast = _setup(arch, kwargs, device, backend)
     unmasked = MaskDCPT(replace(cfg, mask_ratio=0.0)).to(device)
     unmasked.load_state_dict(task.state_dict())
     g = torch.Generator().manual_seed(0)
@@ -118,12 +118,12 @@ def bench_arch(arch: str, kwargs: dict, batch: int, crop: int, steps: int, warmu
 
 
 def bench_fed(arch: str, kwargs: dict, data: str, workers: int, batch: int, crop: int, steps: int, warmup: int,
-              device: torch.device) -> dict:
+              device: torch.device, backend: str = "dense") -> dict:
     """MaskDCPT steps fed by the streaming loader from `data` (a dataset folder): the share of wall
     time spent waiting for the next batch (DESIGN §9: < 10 %, the GPU >= 90 % busy)."""
     from training.data import make_loader
 
-    _, task, opt, autocast = _setup(arch, kwargs, device)
+    _, task, opt, autocast = _setup(arch, kwargs, device, backend)
     loader = make_loader(data, batch_size=batch, crop=crop, num_workers=workers, seed=0,
                          pin_memory=device.type == "cuda", rank=0, world_size=1)
     it = iter(loader)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     archs = a.archs or (PAPER if device.type == "cuda" else TINY)
     crop = a.crop or (256 if device.type == "cuda" else 64)
-    masking.set_backend(a.backend)
+    masking.check_backend(a.backend)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for arch in archs:
         kwargs = {"use_checkpoint": True} if (a.swinir_checkpoint and arch.startswith("swinir")) else {}
-        rows.append(bench_arch(arch, kwargs, a.batch, crop, a.steps, a.warmup, device))
+        rows.append(bench_arch(arch, kwargs, a.batch, crop, a.steps, a.warmup, device, a.backend))
         gc.collect()  # the previous network's memory back before the next one's peak is measured
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = {"use_checkpoint": True} if (a.swinir_checkpoint and arch.startswith("swinir")) else {}
         for workers in a.workers:
             fed.append(bench_fed(arch, kwargs, a.data, workers, a.batch, crop, a.fed_steps or a.steps, a.warmup,
-                                 device))
+                                 device, a.backend))
             gc.collect()
             if not a.json:
                 r = fed[-1]

@@ -8,12 +8,31 @@ import cv2
 import numpy as np
 
 
+def _albumentations():
+    """albumentations, imported without its version check over the network (it runs at import
+    unless NO_ALBUMENTATIONS_UPDATE is set); the caller's environment is left as it was."""
+    import sys
+
+    if "albumentations" in sys.modules:
+        return sys.modules["albumentations"]
+    key = "NO_ALBUMENTATIONS_UPDATE"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        import albumentations
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before
+    return albumentations
+
+
 class PairedCrop:
     """`(lq, gt, seed) -> (lq_crop, gt_crop)` for H x W x 3 uint8 arrays of equal size."""
 
     def __init__(self, crop: int = 256, flips: bool = True):
-        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network at import
-        import albumentations as A
+        A = _albumentations()
 
         self.crop = crop
         steps = [

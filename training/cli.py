@@ -58,7 +58,9 @@ def _train(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{cfg.init}: no such export to start from (init / --init)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or f"runs/{cfg.name}"
-    summary = loop.train(cfg, out, resume=args.resume, progress=not args.quiet)
+    if args.resume and args.mode not in (None, "resume"):
+        raise ValueError(f"--resume and --mode {args.mode} contradict each other")
+    summary = loop.train(cfg, out, mode="resume" if args.resume else args.mode, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         scores = ", ".join(f"{k} {summary[k]:.4f}" for k in ("loss", "acc", "psnr") if k in summary)
         print(json.dumps(summary, indent=2, sort_keys=True) if args.json else
@@ -175,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
         t.add_argument("--out", help="run folder (default runs/<name>)")
         t.add_argument("--max-steps", type=int, help="overrides max_steps")
         t.add_argument("--resume", action="store_true", help="continue exactly from <out>/last.pt")
+        t.add_argument("--mode", choices=("new", "resume", "overwrite"), default=None,
+                       help="new (default: refuse a folder that holds a run), resume (= --resume) or overwrite "
+                            "(remove the earlier run's checkpoint, export and logs first)")
         t.add_argument("--quiet", action="store_true", help="no progress bar")
         t.add_argument("--json", action="store_true")
         t.add_argument("overrides", nargs="*", metavar="key=value",
@@ -250,9 +255,11 @@ def _model_options(p: argparse.ArgumentParser, *, bf16: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from training.data import FaultBudgetError
+
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, FaultBudgetError) as e:
         print(f"uir-train {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -29,6 +29,7 @@ class DataConfig:
     crop: int = 256
     num_workers: int = 4
     endpoint_url: str | None = None
+    fault_budget: int = 64  # this many failed samples in a row of one stream end the run with an error
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,11 @@ class TrainConfig:
         d = to_dict(self)
         keep = {k: d[k] for k in ("task", "init", "ema_decay", "seed", "mask_patch", "mask_ratio", "focal_weight",
                                   "focal_gamma", "data", "model", "optim")}
+        keep["data"] = {k: v for k, v in keep["data"].items() if k not in _NOT_ESSENTIAL_DATA}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_NOT_ESSENTIAL_DATA = ("fault_budget",)  # how the run reacts to bad data, not what it reads
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -159,3 +164,16 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise ConfigError(f"{where}: mask_backend must be dense or spconv, not {cfg.mask_backend!r}")
     if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:
         raise ConfigError(f"{where}: ema_decay must be in (0, 1)")
+    positive = {"data.batch_size": cfg.data.batch_size, "data.crop": cfg.data.crop, "max_steps": cfg.max_steps,
+                "mask_patch": cfg.mask_patch, "log_every": cfg.log_every, "ckpt_every": cfg.ckpt_every,
+                "image_every": cfg.image_every, "data.fault_budget": cfg.data.fault_budget}
+    for key, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: {key} must be a whole number >= 1, not {value!r}")
+    if isinstance(cfg.data.num_workers, bool) or not isinstance(cfg.data.num_workers, int) or cfg.data.num_workers < 0:
+        raise ConfigError(f"{where}: data.num_workers must be a whole number >= 0, not {cfg.data.num_workers!r}")
+    if not isinstance(cfg.mask_ratio, (int, float)) or not 0.0 <= cfg.mask_ratio < 1.0:
+        raise ConfigError(f"{where}: mask_ratio must be in [0, 1), not {cfg.mask_ratio!r}")
+    for key, value in (("optim.lr", cfg.optim.lr), ("optim.lr_classifier", cfg.optim.lr_classifier)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{where}: {key} must be a positive number, not {value!r}")

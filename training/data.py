@@ -19,8 +19,6 @@ import io
 import json
 import logging
 import os
-import re
-import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,13 +33,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from training.augment import PairedCrop
 from training.sampling import QuotaScheduler, portion, split_shards
 from training.urls import Root, open_stream
-from uir25m import manifest, subsets, taxonomy
+from uir25m import manifest, reader, subsets, taxonomy
 
 log = logging.getLogger("uir.data")
 
 _COLUMNS = ["key", "partition", "type", "source", "source_lq", "source_gt", "variant", "shard",
             "gt_offset", "gt_size", "json_offset", "json_size", "lq_offset", "lq_size"]
-_SHARD_NAME = re.compile(r"(?:^|/)(?P<code>[a-z_]+)-(?P<source>[a-z0-9_]+)-(?P<n>\d{6})\.tar$")
 
 
 def _seed(*parts: Any) -> int:
@@ -50,6 +47,13 @@ def _seed(*parts: Any) -> int:
 
 class StrictError(OSError):
     """A bad shard or sample in strict mode."""
+
+
+class FaultBudgetError(RuntimeError):
+    """A stream whose samples keep failing: the data is damaged or unreachable."""
+
+
+FAULT_BUDGET = 64  # consecutive failed samples of one stream that end the run
 
 
 @dataclass
@@ -86,6 +90,8 @@ class Catalog:
         """The GT image, label JSON and LQ image bytes of sample `pos` of an indexed stream, in one
         ranged read (the members lie in that order in the shard)."""
         go, gs, jo, js, lo, ls = (int(v) for v in stream.spans[pos])
+        if min(go, gs, js, ls) < 0 or not (go + gs <= jo and jo + js <= lo):
+            raise reader.DatasetError("bad_span", f"members at {go}+{gs}, {jo}+{js}, {lo}+{ls}: not gt, json, lq in order")
         region = self.root.read(stream.shards[stream.shard_id[pos]], go, lo + ls - go)
         return region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
 
@@ -106,6 +112,7 @@ def catalog_from_dataset(root_url: str, preset: subsets.Preset, partition: str, 
         table = pq.read_table(io.BytesIO(root.read_all(manifest.SAMPLES)), columns=_COLUMNS)
     except (OSError, FileNotFoundError) as e:
         raise FileNotFoundError(f"{root_url}: cannot read {manifest.SAMPLES} ({e}); is this a UIR dataset?") from None
+    reader.check_column(table.column("shard"), f"{root_url}/{manifest.SAMPLES}", shards=True)
     cols = table.to_pydict()
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, (p, t, s) in enumerate(zip(cols["partition"], cols["type"], cols["source"])):
@@ -144,13 +151,14 @@ def catalog_from_shards(urls: Sequence[str], preset: subsets.Preset, partition: 
     a manifest the counts are unknown: weights use the number of shards (a warning says so)."""
     by_stream: dict[tuple[str, str], list[str]] = defaultdict(list)
     for url in urls:
-        m = _SHARD_NAME.search(url.split()[-1] if url.startswith("pipe:") else url)
-        if not m:
+        parts = manifest.shard_parts(url.split()[-1] if url.startswith("pipe:") else url)
+        if parts is None:
             raise ValueError(f"{url}: not a UIR shard name (<code>-<source>-NNNNNN.tar)")
-        if f"/{'test' if partition == 'train' else 'train'}/" in url:
+        shard_partition, code, source = parts
+        if shard_partition and shard_partition != partition:
             continue
-        taxonomy.get(m["code"])
-        by_stream[(m["code"], m["source"])].append(url)
+        taxonomy.get(code)
+        by_stream[(code, source)].append(url)
     streams = [Stream(c, s, r, float(len(u)), sorted(u)) for (c, s), u in sorted(by_stream.items())
                if (r := _select(preset, c, s)) is not None]
     if not streams:
@@ -161,28 +169,9 @@ def catalog_from_shards(urls: Sequence[str], preset: subsets.Preset, partition: 
 
 # --- reading one sample ------------------------------------------------------------------------
 
-def _decode(data: bytes) -> np.ndarray:
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if arr is None:
-        raise ValueError("image does not decode")
-    return arr  # BGR
-
-
-def _tar_samples(stream) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {field: bytes}) from a tar stream, members grouped by key."""
-    current, fields = None, {}
-    with tarfile.open(fileobj=stream, mode="r|") as tf:
-        for member in tf:
-            if not member.isfile():
-                continue
-            key, _, name = member.name.partition(".")
-            if key != current and current is not None:
-                yield current, fields
-                fields = {}
-            current = key
-            fields[name] = tf.extractfile(member).read()
-    if current is not None:
-        yield current, fields
+def _decode(data: bytes, where: str = "image") -> np.ndarray:
+    """BGR pixels; the size is held to the pixel limit before the image is inflated."""
+    return reader.decode_bgr(data, where)
 
 
 class _IndexedCursor:
@@ -229,11 +218,11 @@ class _SequentialCursor:
         for url in mine:
             try:
                 with open_stream(url, self.endpoint_url) as f:
-                    for key, fields in _tar_samples(f):
+                    for key, fields in reader.iter_tar(f, url):
                         if by_shard or count % self.readers == self.reader:
                             yield key, fields
                         count += 1
-            except (OSError, tarfile.TarError, ValueError, EOFError) as e:
+            except (OSError, ValueError) as e:  # DatasetError (a bad tar or member) is a ValueError
                 self.on_fault(url, f"{type(e).__name__}: {e}")
 
     def next(self) -> tuple[str, dict[str, bytes]]:
@@ -263,8 +252,9 @@ class UIRDataset(IterableDataset):
     """Yields augmented samples; configure `epoch`, `resume` and `faults` before iterating."""
 
     def __init__(self, catalog: Catalog, *, batch_size: int, crop: int, flips: bool, seed: int, rank: int,
-                 world_size: int, num_workers: int, strict: bool):
+                 world_size: int, num_workers: int, strict: bool, fault_budget: int = FAULT_BUDGET):
         self.catalog = catalog
+        self.fault_budget = fault_budget
         self.batch_size, self.crop, self.flips, self.seed = batch_size, crop, flips, seed
         self.rank, self.world_size, self.workers = rank, world_size, max(1, num_workers)
         self.strict = strict
@@ -306,7 +296,8 @@ class UIRDataset(IterableDataset):
         reader = self.rank * self.workers + logical
         total = self.plan().batches[logical]
         skip = self.skip[logical]
-        cv2.setNumThreads(1)
+        if info is not None:  # a worker process of ours: one OpenCV thread each (never the caller's process)
+            cv2.setNumThreads(1)
         yield from self._run(reader, readers, total, skip)
 
     def _run(self, reader: int, readers: int, total_batches: int, skip_batches: int) -> Iterator[dict[str, Any]]:
@@ -344,24 +335,33 @@ class UIRDataset(IterableDataset):
                     yield sample
                 draw += 1
 
-    def _take(self, k: int, cursor, reader: int, fast: bool, fault) -> tuple:
-        """The next good sample of stream k, decoded: (key, label, lq, gt). When fast-forwarding,
-        nothing is decoded and the faults met the first time are skipped again, so the walk lands
-        where it was."""
+    def _take(self, k: int, cursor, reader_id: int, fast: bool, fault) -> tuple:
+        """The next good sample of stream k, decoded: (key, label, lq, gt). A sample that cannot
+        be used (a failed or short read, a bad span, an image that does not decode or is over the
+        pixel limit, LQ and GT of different sizes) is a counted fault and the stream's next sample
+        stands in; `fault_budget` failures in a row end the run (the data is damaged or
+        unreachable: spinning on it would never give a batch). When fast-forwarding, nothing is
+        decoded and the faults met the first time are skipped again, so the walk lands where it was."""
         s = self.catalog.streams[k]
+        failures = 0
         while True:
+            if failures >= self.fault_budget:
+                raise FaultBudgetError(
+                    f"stream {s.code}/{s.source}: {failures} samples in a row failed (the last: {last}); the data is "
+                    f"damaged or unreachable. Check it with `uir-build verify`, or raise data.fault_budget")
             if isinstance(cursor, _SequentialCursor):
                 key, fields = cursor.next()
-                ident = ("sample", self.epoch, reader, k, key)
+                ident = ("sample", self.epoch, reader_id, k, key)
                 where = f"{s.code}/{s.source} sample {key}"
                 if {"gt.png", "lq.png", "json"} - fields.keys():
                     fault(where, "missing members", ident)
+                    failures, last = failures + 1, f"{where}: missing members"
                     continue
                 raw = fields["gt.png"], fields["json"], fields["lq.png"]
             else:
                 pass_no, pos = cursor.next()
                 key = s.keys[pos]
-                ident = ("sample", self.epoch, reader, k, pass_no, pos)
+                ident = ("sample", self.epoch, reader_id, k, pass_no, pos)
                 shard = s.shards[s.shard_id[pos]]
                 where = f"{shard} sample {key}"
                 if fast:
@@ -369,8 +369,9 @@ class UIRDataset(IterableDataset):
                 else:
                     try:
                         raw = self.catalog.read_sample(s, pos)
-                    except OSError as e:
+                    except (OSError, reader.DatasetError) as e:
                         fault(where, str(e), ident)
+                        failures, last = failures + 1, f"{where}: {e}"
                         continue
             if fast:
                 if ident in self.known_faults:
@@ -378,9 +379,14 @@ class UIRDataset(IterableDataset):
                 return (key,)
             try:
                 gt_bytes, json_bytes, lq_bytes = raw
-                return key, json.loads(json_bytes), _decode(lq_bytes), _decode(gt_bytes)
-            except ValueError as e:  # a corrupt image or label: this sample is skipped like a bad read
+                lq, gt = _decode(lq_bytes, f"{where} lq"), _decode(gt_bytes, f"{where} gt")
+                if lq.shape != gt.shape:
+                    raise reader.DatasetError("size_mismatch", f"LQ {lq.shape[1]}x{lq.shape[0]} and GT "
+                                                               f"{gt.shape[1]}x{gt.shape[0]} differ in size")
+                return key, json.loads(json_bytes), lq, gt
+            except (ValueError, cv2.error) as e:  # DatasetError is a ValueError; a bad label too
                 fault(where, f"corrupt: {e}", ident)
+                failures, last = failures + 1, f"{where}: corrupt: {e}"
 
     def _finish(self, sample: tuple, crop: PairedCrop, seed: int) -> dict[str, Any]:
         key, label, lq, gt = sample
@@ -548,6 +554,7 @@ def make_loader(
     prefetch_factor: int | None = None,
     overlap_epochs: bool = True,
     endpoint_url: str | None = None,
+    fault_budget: int = FAULT_BUDGET,
 ) -> UIRDataLoader:
     """A DataLoader over a UIR dataset (a folder, `file://`, `s3://bucket/prefix` or `hf://user/name`
     holding manifests/) or over bare shards (a list or brace pattern of paths or URLs, `pipe:` too).
@@ -559,6 +566,10 @@ def make_loader(
     `overlap_epochs` starts the next epoch's workers while this epoch's last batches are consumed
     (the batches are the same either way; small datasets' epochs then cost no worker start-up).
     """
+    for name, value, low in (("batch_size", batch_size, 1), ("crop", crop, 1), ("num_workers", num_workers, 0),
+                             ("fault_budget", fault_budget, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, not {value!r}")
     preset = preset_for(subset, types)
     if ratios:
         preset = preset.with_ratios(ratios)
@@ -569,7 +580,7 @@ def make_loader(
     catalog = (catalog_from_shards(expand_urls(source), preset, partition, endpoint_url) if bare
                else catalog_from_dataset(source, preset, partition, endpoint_url))
     dataset = UIRDataset(catalog, batch_size=batch_size, crop=crop, flips=flips, seed=seed, rank=rank,
-                         world_size=world_size, num_workers=num_workers, strict=strict)
+                         world_size=world_size, num_workers=num_workers, strict=strict, fault_budget=fault_budget)
     if dataset.epoch_batches() < 1:
         raise ValueError(f"an epoch of {catalog.weights.sum():g} draws over {world_size} rank(s) makes no batch of {batch_size}")
     _log_shares(catalog, preset, dataset)

@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,54 @@ def _atomic_save(obj: Any, path: Path, crash_name: str | None = None) -> None:
             crashpoint(crash_name)  # the temporary file is written, the checkpoint not yet replaced
 
 
+MODES = ("new", "resume", "overwrite")
+
+
+class RunFolderError(ValueError):
+    """A run folder that this run must not touch as asked."""
+
+
+def _run_files(out: Path) -> list[Path]:
+    """What a run writes into its folder (what `--mode overwrite` removes)."""
+    return [p for p in [out / LAST, out / EXPORT, out / "tb", *sorted(out.glob("log-rank*.jsonl"))] if p.exists()]
+
+
+def prepare_run_folder(out: Path, mode: str, rank: int = 0) -> None:
+    """Make `out` ready for a run in `mode`: `new` refuses a folder that holds a run (its last.pt
+    and export.pt would be replaced), `resume` needs its last.pt, `overwrite` removes the earlier
+    run's files. Half-written files of an interrupted save (`.<name>.tmp-<pid>`) are removed."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    found = _run_files(out)
+    if mode == "new" and found:
+        raise RunFolderError(f"{out} holds a run ({', '.join(p.name for p in found)}): continue it with --resume, "
+                             "start over with --mode overwrite, or give another --out")
+    if mode == "resume" and not (out / LAST).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {out / LAST}")
+    if rank != 0:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if mode == "overwrite":
+        for p in found:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for stale in out.glob(".*.tmp-*"):
+        stale.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A run checkpoint (weights only), or a clear error for a file that is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise RunFolderError(f"{path}: not a readable run checkpoint ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else 'truncated?'})") from None
+    need = {"step", "world", "essentials", "config", "model", "optimizer", "scheduler", "loader", "rng"}
+    if not isinstance(state, dict) or need - set(state):
+        missing = sorted(need - set(state)) if isinstance(state, dict) else ["everything"]
+        raise RunFolderError(f"{path}: not a run checkpoint of this tool (missing {', '.join(missing)})")
+    return state
+
+
 def _setup_distributed() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -79,7 +129,6 @@ def _digest(model: torch.nn.Module) -> str:
 
 def _task(cfg: TrainConfig) -> MaskDCPT | Restoration:
     if cfg.task == "pretrain":
-        masking.set_backend(cfg.mask_backend)
         return MaskDCPT(cfg, classes=_classes(cfg))
     return Restoration(cfg)
 
@@ -105,12 +154,17 @@ def _ema(cfg: TrainConfig, task: torch.nn.Module) -> torch.optim.swa_utils.Avera
     return AveragedModel(task.backbone, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
 
 
-def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run cfg.task (pretrain or finetune) to cfg.max_steps; returns a summary (rank 0's view)."""
+def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False, mode: str | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Run cfg.task (pretrain or finetune) to cfg.max_steps; returns a summary (rank 0's view).
+    `mode` new (default; refuses a folder holding a run), resume (= `resume=True`) or overwrite."""
     out = Path(out)
+    mode = mode or ("resume" if resume else "new")
+    resume = mode == "resume"
     rank, world, device = _setup_distributed()
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    prepare_run_folder(out, mode, rank)
+    if world > 1:
+        dist.barrier()
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     task = _task(cfg).to(device)
     unused = cfg.task == "pretrain" and cfg.mask_ratio == 0  # without masking the mask tokens get no gradient
@@ -124,13 +178,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False, pro
     loader = make_loader(d.source, subset=d.subset, types=list(d.types) or None, ratios=d.ratios or None,
                          partition=d.partition, batch_size=d.batch_size, crop=d.crop, num_workers=d.num_workers,
                          seed=cfg.seed, rank=rank, world_size=world, endpoint_url=d.endpoint_url,
-                         pin_memory=device.type == "cuda")
+                         pin_memory=device.type == "cuda", fault_budget=d.fault_budget)
     step = 0
     ckpt = out / LAST
     if resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = read_checkpoint(ckpt)
         if state["essentials"] != cfg.essentials():
             raise ValueError(f"{ckpt} comes from a run with other data, model, optimiser or seed settings: "
                              "refusing to resume (start a new --out)")

@@ -8,7 +8,9 @@ masked positions of the features they receive filled by a learned per-level toke
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -66,25 +68,36 @@ def densify(x: torch.Tensor, mask: torch.Tensor | None, token: torch.Tensor) -> 
     return torch.where(m, x, token.to(x.dtype).expand_as(x))
 
 
-_BACKENDS = ("dense", "spconv")
-_backend = "dense"
+BACKENDS = ("dense", "spconv")
+_BACKEND: contextvars.ContextVar[str] = contextvars.ContextVar("uir_mask_backend", default="dense")
 
 
-def set_backend(name: str) -> None:
-    """Choose how the masked encoder's ungrouped convolutions run: 'dense' (SparK-style emulation,
-    any device, the default) or 'spconv' (submanifold convolution; needs spconv installed)."""
-    global _backend
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown mask backend {name!r}; known: {', '.join(_BACKENDS)}")
+def check_backend(name: str) -> str:
+    """Validate a backend name; for spconv, import it now (with the install hint), not mid-step."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown mask backend {name!r}; known: {', '.join(BACKENDS)}")
     if name == "spconv":
         from training import sparse_backend
 
-        sparse_backend._spconv()  # fail now, with the install hint, not mid-step
-    _backend = name
+        sparse_backend.load_spconv()
+    return name
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run the masked encoder's ungrouped convolutions inside this block with `name`: 'dense'
+    (SparK-style emulation, any device, the default) or 'spconv' (submanifold convolution; needs
+    spconv). Scoped to the block (and to this thread or task): nothing outside it changes."""
+    token = _BACKEND.set(check_backend(name))
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
 
 
 def get_backend() -> str:
-    return _backend
+    """The backend in effect here ('dense' outside any use_backend block)."""
+    return _BACKEND.get()
 
 
 def conv(layer: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -92,7 +105,7 @@ def conv(layer: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> 
     result. The spconv backend computes it as a submanifold convolution where it can."""
     if mask is None:
         return layer(x)
-    if _backend == "spconv":
+    if _BACKEND.get() == "spconv":
         from training import sparse_backend
 
         if sparse_backend.supports(layer):

@@ -36,6 +36,7 @@ class MaskDCPT(nn.Module):
         self.classifier = DegradationClassifier(self.backbone.feature_dims, blocks=cfg.model.classifier_blocks,
                                                 downsample_taps=not self.backbone.tap_downsample)
         self.classes = sorted(classes) if classes else None
+        self.mask_backend = masking.check_backend(cfg.mask_backend)
 
     def param_groups(self) -> list[dict[str, Any]]:
         o = self.cfg.optim
@@ -52,7 +53,8 @@ class MaskDCPT(nn.Module):
         if self.cfg.mask_ratio > 0:
             mask = masking.random_patch_mask(mask_seeds(self.cfg.seed, step, rank, b), h, w,
                                              patch=self.cfg.mask_patch, ratio=self.cfg.mask_ratio, device=x.device)
-        res = self.backbone.forward_pretrain(x, mask)
+        with masking.use_backend(self.mask_backend):
+            res = self.backbone.forward_pretrain(x, mask)
         logits = losses.restrict(self.classifier(res["taps"]).float(), self.classes)
         l1 = losses.l1(res["out"].float(), gt)
         focal = losses.focal(logits, target, self.cfg.focal_gamma)

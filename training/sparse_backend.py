@@ -1,4 +1,4 @@
-"""The optional spconv backend for the masked encoder's convolutions (`masking.set_backend`).
+"""The optional spconv backend for the masked encoder's convolutions (`masking.use_backend`).
 
 A submanifold convolution computes outputs at the visible sites only, from visible sites only:
 equal to the dense emulation `remask(conv(x))` when x is zero at masked sites, for an ungrouped
@@ -6,8 +6,7 @@ stride-1 convolution with an odd kernel and 'same' padding (what `supports` acce
 strided convolutions stay on the dense path). The weights stay the dense nn.Conv2d's, so the
 optimiser, checkpoints and the export do not change with the backend.
 
-spconv 2.3.8's CPU path needs a workaround, applied once on first use (see
-`reference/platform.md`): its C++ scatter-add races with more than one torch thread and gives
+spconv 2.3.8's CPU path needs a workaround, applied once on first use: its C++ scatter-add races with more than one torch thread and gives
 silently wrong numbers (replaced by torch's index_add_), its backward asks for a CUDA stream
 (answered with 0), and non-contiguous indices are misread (always passed contiguous int32).
 """
@@ -21,7 +20,8 @@ import torch
 _PATCHED = False
 
 
-def _spconv() -> Any:
+def load_spconv() -> Any:
+    """`spconv.pytorch`, with the CPU workaround applied (an ImportError naming the extra when absent)."""
     global _PATCHED
     try:
         import spconv.pytorch as spconv
@@ -57,7 +57,7 @@ def _submconv(cin: int, cout: int, kernel: tuple[int, int], padding: tuple[int, 
               device: torch.device):
     """A SubMConv2d used only for its forward machinery (our conv's weight and bias are passed in):
     one per layout, so no throw-away weights are allocated, initialised or copied per call."""
-    return _spconv().SubMConv2d(cin, cout, kernel, padding=padding, bias=bias).to(device)
+    return load_spconv().SubMConv2d(cin, cout, kernel, padding=padding, bias=bias).to(device)
 
 
 def submanifold(conv: torch.nn.Conv2d, x: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def submanifold(conv: torch.nn.Conv2d, x: torch.Tensor, visible: torch.Tensor) -
     respect to x and the conv's own weight and bias."""
     if not supports(conv):
         raise ValueError(f"the spconv backend covers ungrouped stride-1 odd-kernel 'same' convolutions, not {conv}")
-    spconv = _spconv()
+    spconv = load_spconv()
     b, c, h, w = x.shape
     idx = visible[:, 0].nonzero().int().contiguous()  # (n, 3): batch, y, x
     feats = x.permute(0, 2, 3, 1)[idx[:, 0].long(), idx[:, 1].long(), idx[:, 2].long()]

@@ -17,6 +17,8 @@ import subprocess
 from typing import BinaryIO
 from urllib.parse import urlparse
 
+from uir25m import reader
+
 _CLIENTS: dict[tuple, object] = {}  # per process: connections must not cross a fork
 
 
@@ -62,17 +64,23 @@ class Root:
             self.bucket, self.prefix = u.netloc, u.path.strip("/")
         else:
             self.base = f"datasets/{u.netloc}{u.path}".rstrip("/")
-        self._fds: dict[str, int] = {}
+        self._fds: dict[str, tuple[int, int]] = {}  # rel -> (descriptor, file size)
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
     def read(self, rel: str, offset: int, size: int) -> bytes:
-        """`size` bytes at `offset` of file `rel` (raises OSError when it is missing or short)."""
+        """`size` bytes at `offset` of file `rel` (`rel` a checked relative path). Raises OSError
+        when the file is missing or the read comes back short or long, DatasetError (a
+        ValueError) for a span that is negative, too large or past the end of a local file."""
+        reader.check_span(offset, size, offset + size, rel)  # non-negative, under the maximum
         if self.scheme in ("local", "file"):
-            fd = self._fds.get(rel)
+            fd, length = self._fds.get(rel, (None, 0))
             if fd is None:
-                fd = self._fds[rel] = os.open(os.path.join(self.base, rel), os.O_RDONLY)
+                fd = os.open(os.path.join(self.base, reader.check_relpath(rel, "shard")), os.O_RDONLY)
+                length = os.fstat(fd).st_size
+                self._fds[rel] = (fd, length)
+            reader.check_span(offset, size, length, rel)
             data = os.pread(fd, size, offset)
         elif self.scheme == "s3":
             try:
@@ -86,8 +94,11 @@ class Root:
             with _hf_fs().open(f"{self.base}/{rel}", "rb", cache_type="none") as f:
                 f.seek(offset)
                 data = f.read(size)
-        if len(data) != size:
+        if len(data) < size:
             raise OSError(f"{rel}: short read at {offset} ({len(data)} of {size} bytes): truncated")
+        if len(data) > size:
+            raise OSError(f"{rel}: asked for {size} bytes at {offset}, got {len(data)}: the server ignored the "
+                          "byte range (Range) of the request")
         return data
 
     def read_all(self, rel: str) -> bytes:

@@ -128,7 +128,14 @@ def run_build(
     executor: str = "local",
     address: str | None = None,
 ) -> dict[str, Any]:
-    """Execute `plan` into `out`; returns the closing summary (also printed by the CLI)."""
+    """Execute `plan` into `out`; returns the closing summary (also printed by the CLI). The
+    arguments are checked before anything is written to `out`."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    if executor not in executors.KINDS:
+        raise ValueError(f"unknown executor {executor!r}; available: {', '.join(executors.KINDS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be >= 1, not {workers!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with _lock(out):

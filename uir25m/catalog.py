@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from uir25m import sources
+from uir25m.sources import discover
 
 
 def listing() -> list[dict[str, Any]]:
@@ -24,15 +25,25 @@ def listing() -> list[dict[str, Any]]:
 
 
 def check(raw: str | os.PathLike | None, source_dirs: dict[str, str] | None = None) -> dict[str, Any]:
-    """Which catalogued sources are present under `raw` and what their parts hold."""
-    present, absent = [], []
-    for name in sources.names():
-        spec = sources.load(name)
-        root, looked = sources.find_root(spec, raw, source_dirs)
-        if root is None:
-            absent.append({"source": name, "looked": [str(p) for p in looked]})
+    """Which catalogued sources are present under `raw`, where each was found (and which folders
+    were passed over, and why), and what their parts hold; two copies of one are `ambiguous`."""
+    present, absent, ambiguous = [], [], []
+    specs = [sources.load(name) for name in sources.names()]
+    downloads = discover.Downloads.list(raw)
+    located = discover.locate_all(specs, downloads, source_dirs)
+    for spec in specs:
+        loc = located[spec.name]
+        passed = [c.row() for c in loc.passed_over()]
+        if loc.ambiguous:
+            ambiguous.append({"source": spec.name, "why": loc.ambiguous, "candidates": passed})
             continue
-        index = sources.walk(root)
+        if loc.root is None:
+            absent.append({"source": spec.name, "looked": loc.looked, "passed_over": passed})
+            continue
+        root = loc.root
+        inner = [o.root.relative_to(root).as_posix() for o in located.values()
+                 if o.root is not None and o.root != root and o.root.is_relative_to(root)]
+        index = sources.walk(root, skip=inner, follow=spec.folders)
         parts, gt_files, used_gt = [], set(), set()
         for part in spec.parts:
             scan = part.scan(index)
@@ -45,10 +56,12 @@ def check(raw: str | os.PathLike | None, source_dirs: dict[str, str] | None = No
             parts.append({"part": part.name, "type": part.type or "clean", "found": found, "expected": part.expected,
                           "unpaired_lq": unpaired, "status": status, "notes": scan.notes})
         present.append({
-            "source": name, "root": str(root), "files": len(index.files), "unreadable": len(index.unreadable),
-            "unpaired_gt": len(gt_files - used_gt), "parts": parts,
+            "source": spec.name, "root": str(root), "how": loc.chosen.how if loc.chosen else "",
+            "files": len(index.files), "unreadable": len(index.unreadable), "unpaired_gt": len(gt_files - used_gt),
+            "parts": parts, "passed_over": passed,
         })
-    return {"raw": None if raw is None else str(raw), "present": present, "absent": absent}
+    return {"raw": None if raw is None else str(raw), "present": present, "absent": absent, "ambiguous": ambiguous,
+            "listing": downloads.truncated or "complete"}
 
 
 def format_listing(rows: list[dict[str, Any]]) -> str:
@@ -66,13 +79,21 @@ def format_check(c: dict[str, Any]) -> str:
     lines = []
     for s in c["present"]:
         extra = f", {s['unreadable']} unreadable" if s["unreadable"] else ""
-        lines.append(f"{s['source']}: {s['root']} ({s['files']} files{extra}, {s['unpaired_gt']} GT without LQ)")
+        lines.append(f"{s['source']}: {s['root']} ({s['how']}; {s['files']} files{extra}, {s['unpaired_gt']} GT without LQ)")
+        lines += [f"  passed over {p['path']} ({p['how']}): {p['verdict']}" for p in s["passed_over"]]
         for p in s["parts"]:
             exp = "?" if p["expected"] is None else p["expected"]
             flag = "" if p["status"] == "ok" else f"  <- {p['status']}"
             unp = f", {p['unpaired_lq']} LQ without GT" if p["unpaired_lq"] else ""
             lines.append(f"  {p['part']:<16} {p['type']:<9} {p['found']:>8} / {exp} pairs{unp}{flag}")
             lines += [f"    note: {n}" for n in p["notes"]]
+    for a in c["ambiguous"]:
+        lines.append(f"AMBIGUOUS {a['source']}: {a['why']}")
+    for a in c["absent"]:
+        lines += [f"{a['source']}: passed over {p['path']} ({p['how']}): {p['verdict']}" for p in a["passed_over"]]
+    if c.get("listing", "complete") != "complete":
+        lines.append(f"note: the folder listing {c['listing']}; pass --source NAME=PATH for what lies deeper")
     lines.append(f"present: {len(c['present'])}; absent: {len(c['absent'])} "
-                 f"({', '.join(a['source'] for a in c['absent'])})")
+                 f"({', '.join(a['source'] for a in c['absent'])})"
+                 + (f"; ambiguous: {', '.join(a['source'] for a in c['ambiguous'])}" if c["ambiguous"] else ""))
     return "\n".join(lines)

@@ -65,6 +65,20 @@ def shard_relpath(partition: str, code: str, source: str, index: int) -> str:
     return f"data/{partition}/{group}/{code}/{code}-{check_source(source)}-{index:06d}.tar"
 
 
+def shard_parts(path: str) -> tuple[str, str, str] | None:
+    """(partition, code, source) of a shard path or URL laid out as `shard_relpath` lays them
+    (partition "" when the path does not show the layout's folders); None if the file is not
+    named `<code>-<source>-NNNNNN.tar`."""
+    parts = path.split("?")[0].split("/")
+    stem, dot, ext = parts[-1].rpartition(".")
+    code, _, rest = stem.partition("-")
+    source, _, index = rest.rpartition("-")
+    if ext != "tar" or not (code and source and len(index) == 6 and index.isdigit()) or not SOURCE_RE.match(source):
+        return None
+    partition = parts[-4] if len(parts) >= 4 and parts[-4] in PARTITIONS else ""
+    return partition, code, source
+
+
 def format_tile(tile: Sequence[int] | None) -> str:
     return "" if not tile else ",".join(str(int(v)) for v in tile)
 

@@ -13,7 +13,7 @@ from typing import Any
 from uir25m import atomic, recipes, sources
 from uir25m.build import BuildPlan
 from uir25m.shards import Item, chunk_stream, mark_shared_gts
-from uir25m.sources import FileIndex, SourceSpec, walk
+from uir25m.sources import FileIndex, SourceSpec, discover, walk
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,15 @@ class PlanReport:
     def lines(self) -> list[str]:
         out = []
         for s in self.present:
-            out.append(f"{s['source']}: {s['root']}")
+            out.append(f"{s['source']}: {s['root']} ({s.get('how', 'found')})")
+            out += [f"  {line}" for line in s.get("passed", [])]
             for p in s["parts"]:
                 exp = "" if p["expected"] is None else f" (expected {p['expected']})"
                 out.append(f"  {p['part']:<16} {p['type'] or 'clean':<9} {p['found']:>8} found{exp}")
                 out += [f"    note: {n}" for n in p["notes"]]
         for m in self.missing:
             out.append(f"missing: {m['source']} (looked for {', '.join(m['looked'])})")
+            out += [f"  {line}" for line in m.get("passed", [])]
         if self.duplicates:
             out.append(f"duplicate pairs dropped: {self.duplicates}")
         return out
@@ -72,21 +74,25 @@ def plan(settings: BuildSettings) -> tuple[BuildPlan, PlanReport]:
     inputs: list[tuple[str, str, int, int]] = []
     rejects: list[dict[str, str]] = []
     sizes: dict[tuple[str, str], int] = {}
+    located = locate(settings.raw, settings.source_dirs, [e.source for e in recipe.sources])
     for entry in recipe.sources:
         spec = sources.load(entry.source)
-        root, looked = sources.find_root(spec, settings.raw, settings.source_dirs)
+        loc = located[spec.name]
+        root = loc.root
         if root is None:
-            report.missing.append({"source": spec.name, "looked": [str(p) for p in looked] or ["(no --root given)"]})
+            report.missing.append({"source": spec.name, "looked": loc.looked or ["(no --root given)"],
+                                   "passed": [f"passed over {c.path} ({c.how}): {c.verdict}" for c in loc.passed_over()]})
             continue
-        index = walk(root)
+        index = walk(root, skip=_inner_roots(root, located), follow=spec.folders)
         roots[spec.name] = str(root.resolve())
         for rel in index.files:
             st = os.stat(root / rel)
             inputs.append((spec.name, rel, st.st_size, st.st_mtime_ns))
             sizes[(spec.name, rel)] = st.st_size
-        inputs += [(spec.name, rel, 0, 0) for rel, _ in index.unreadable]
+        inputs += [(spec.name, rel, 0, 0) for rel, _ in index.unreadable + index.not_followed]
         items, part_rows, source_rejects = _source_items(spec, entry, recipe, index, tile)
-        report.present.append({"source": spec.name, "root": str(root), "parts": part_rows})
+        report.present.append({"source": spec.name, "root": str(root), "parts": part_rows, "how": loc.chosen.how,
+                               "passed": [f"passed over {c.path} ({c.how}): {c.verdict}" for c in loc.passed_over()]})
         rejects += source_rejects
         for it in items:
             items_by_stream[(it.partition, it.code, it.source)].append(it)
@@ -115,6 +121,26 @@ def plan(settings: BuildSettings) -> tuple[BuildPlan, PlanReport]:
     return plan_, report
 
 
+def locate(raw: str | None, source_dirs: dict[str, str], wanted: list[str]) -> dict[str, discover.Location]:
+    """Where every catalogued source is under `raw` (one source per folder, see discover); raises
+    AmbiguousSource naming each wanted source that has two copies there."""
+    downloads = discover.Downloads.list(raw)
+    located = discover.locate_all([sources.load(n) for n in sources.names()], downloads, source_dirs)
+    unclear = [located[n].ambiguous for n in dict.fromkeys(wanted) if located[n].ambiguous]
+    if unclear:
+        raise discover.AmbiguousSource("\n".join(unclear))
+    return located
+
+
+def _inner_roots(root: Path, located: dict[str, discover.Location]) -> list[str]:
+    """Other sources' folders inside `root`: their files are theirs, not this source's."""
+    out = []
+    for loc in located.values():
+        if loc.root is not None and loc.root != root and loc.root.is_relative_to(root):
+            out.append(loc.root.relative_to(root).as_posix())
+    return out
+
+
 def _source_items(spec: SourceSpec, entry: recipes.SourceEntry, recipe: recipes.Recipe, index: FileIndex,
                   tile: int) -> tuple[list[Item], list[dict[str, Any]], list[dict[str, str]]]:
     """Items of the selected parts, a report row per part, and the source's plan-time rejects:
@@ -123,7 +149,8 @@ def _source_items(spec: SourceSpec, entry: recipes.SourceEntry, recipe: recipes.
     items: list[Item] = []
     seen: set[tuple] = set()
     rejects = [_reject(spec.name, rel, "unreadable", detail) for rel, detail in index.unreadable]
-    rejected = {rel for rel, _ in index.unreadable}
+    rejects += [_reject(spec.name, rel, "excluded_by_recipe", detail) for rel, detail in index.not_followed]
+    rejected = {rel for rel, _ in index.unreadable} | {rel for rel, _ in index.not_followed}
     rows = []
     for name in entry.parts:
         part, scan = spec.part(name), scans[name]

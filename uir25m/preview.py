@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from uir25m import manifest, taxonomy
-from uir25m.shards import read_member
+from uir25m import atomic, manifest, reader, taxonomy
+
+log = logging.getLogger("uir.preview")
 
 LABEL_W = 260
 
 
-def _thumb(data: bytes, height: int) -> Image.Image:
+def _thumb(data: bytes, height: int, where: str) -> Image.Image:
+    reader.image_size(data, where)  # over the pixel limit: refused before it is inflated
     im = Image.open(io.BytesIO(data)).convert("RGB")
     w = max(1, round(im.width * height / im.height))
     return im.resize((w, height), Image.Resampling.LANCZOS)
@@ -24,7 +27,8 @@ def preview(root: str | os.PathLike, out: str | os.PathLike, *, per_type: int = 
     """Write the sheet (PNG) and return its path. Each row: class id, code and name, then up to
     `per_type` (LQ, GT) pairs of that type, read by the offsets in samples.parquet."""
     samples = manifest.read_samples(root)
-    cols = samples.select(["type", "partition", "shard", "lq_offset", "lq_size", "gt_offset", "gt_size", "level", "source_gt"]).to_pylist()
+    cols = samples.select(["key", "type", "partition", "shard", "lq_offset", "lq_size", "gt_offset", "gt_size",
+                           "level", "source_gt"]).to_pylist()
     picked: dict[str, list[dict]] = {}
     # prefer the asked partition and samples of different source images; then fill up with any
     for want, distinct in ((partition, True), (partition, False), (None, False)):
@@ -39,14 +43,19 @@ def preview(root: str | os.PathLike, out: str | os.PathLike, *, per_type: int = 
     if not codes:
         raise ValueError(f"{root}: no samples to preview")
     font = ImageFont.load_default()
-    rows = []
+    rows, skipped = [], []
     for code in codes:
         t = taxonomy.get(code)
         tiles = []
         for r in picked[code]:
-            shard = Path(root) / r["shard"]
-            tiles.append(_thumb(read_member(shard, r["lq_offset"], r["lq_size"]), height))
-            tiles.append(_thumb(read_member(shard, r["gt_offset"], r["gt_size"]), height))
+            shard = reader.within(root, r["shard"], f"{manifest.SAMPLES} sample {r['key']}")
+            try:
+                pair = [_thumb(reader.read_member(shard, r[f"{s}_offset"], r[f"{s}_size"]), height,
+                               f"{r['shard']} sample {r['key']} {s}") for s in ("lq", "gt")]
+            except (OSError, reader.DatasetError, Image.DecompressionBombError, ValueError) as e:
+                skipped.append(f"{r['shard']} sample {r['key']}: {e}")
+                continue
+            tiles += pair
         width = LABEL_W + sum(im.width + 4 for im in tiles)
         row = Image.new("RGB", (width, height + 4), "white")
         draw = ImageDraw.Draw(row)
@@ -59,12 +68,16 @@ def preview(root: str | os.PathLike, out: str | os.PathLike, *, per_type: int = 
             row.paste(im, (x, 2))
             x += im.width + 4
         rows.append(row)
+    for line in skipped:
+        log.warning("preview: skipped %s", line)
+    if not rows:
+        raise ValueError(f"{root}: no sample could be shown ({len(skipped)} skipped)")
     sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
     y = 0
     for r in rows:
         sheet.paste(r, (0, y))
         y += r.height
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    with atomic.atomic_open(out, durable=False) as f:
+        sheet.save(f, "PNG")
     return out

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from uir25m import atomic, card, manifest
+from uir25m import atomic, card, manifest, reader
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,6 +37,7 @@ def files(root: str | os.PathLike, *, shards: pa.Table | None = None) -> list[st
     `shards`: shards.parquet when the caller has read it already."""
     root = Path(root)
     shard_paths = _shards(root, shards).column("shard").to_pylist()
+    reader.check_column(shard_paths, f"{root / manifest.SHARDS}", shards=True)
     missing = [p for p in shard_paths if not (root / p).is_file()]
     if missing:
         raise PublishError(f"{root}: {len(missing)} shard(s) listed in shards.parquet are missing (e.g. {missing[0]}); "
@@ -47,9 +48,28 @@ def files(root: str | os.PathLike, *, shards: pa.Table | None = None) -> list[st
 
 
 def checksums(root: Path, rels: list[str], *, shards: pa.Table | None = None) -> dict[str, str]:
-    """sha256 of every file to send (shards from shards.parquet, the rest computed)."""
+    """sha256 of every file to send: the manifests' sums for the shards, computed for the rest."""
     known = dict(zip(*[_shards(root, shards).column(c).to_pylist() for c in ("shard", "sha256")]))
     return {rel: known.get(rel) or atomic.hash_file(root / rel)[0] for rel in rels}
+
+
+def recorded(shards: pa.Table) -> dict[str, tuple[str, int]]:
+    """shard -> (sha256, bytes) as shards.parquet records them."""
+    return dict(zip(shards.column("shard").to_pylist(), zip(shards.column("sha256").to_pylist(),
+                                                           shards.column("bytes").to_pylist())))
+
+
+def check_shard(root: Path, rel: str, expected: dict[str, tuple[str, int]]) -> None:
+    """Hash a shard as it is about to be sent and compare with shards.parquet's size and sha256: a
+    damaged shard stops the push, naming it (the manifest's sum is never sent on trust)."""
+    if rel not in expected:
+        return  # not a shard: the manifests, build.json, the card
+    want_sha, want_size = expected[rel]
+    digest, size = atomic.hash_file(root / rel)
+    if (digest, size) != (want_sha, want_size):
+        raise PublishError(f"{rel}: {size} bytes with sha256 {digest[:12]}..., shards.parquet says {want_size} bytes, "
+                           f"{want_sha[:12]}...: the shard is damaged; nothing more is sent. Run `uir-build verify "
+                           f"{root}` and rebuild it")
 
 
 def check_rights(root: Path, public: bool, hold_rights: bool, *, shards: pa.Table | None = None) -> list[str]:
@@ -93,6 +113,7 @@ def _push_file(root: Path, url, rels: list[str], sums: dict[str, str], opts: dic
         if target.is_file() and target.stat().st_size == (root / rel).stat().st_size and atomic.hash_file(target)[0] == sums[rel]:
             skipped += 1
             continue
+        check_shard(root, rel, opts["expected"])
         atomic.copy_file(root / rel, target)
         sent += 1
     return {"sent": sent, "skipped": skipped}
@@ -114,6 +135,8 @@ def _push_hf(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[
     # `private` only applies to a new repository: check what the repository really is
     if not api.repo_info(repo_id, repo_type="dataset").private:
         check_rights(root, public=True, hold_rights=opts["hold_rights"], shards=opts.get("shards"))
+    for rel in rels:  # one commit: every shard is checked before any is sent
+        check_shard(root, rel, opts["expected"])
     info = api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset", allow_patterns=rels,
                              commit_message=f"uir-build push: {len(rels)} files")
     return {"commit": str(info)}
@@ -142,6 +165,7 @@ def _push_s3(root: Path, url, rels: list[str], sums: dict[str, str], opts: dict[
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                 raise PublishError(f"s3://{bucket}/{key}: {e.response.get('Error', {}).get('Message', e)}") from None
+        check_shard(root, rel, opts["expected"])
         client.upload_file(str(root / rel), bucket, key, ExtraArgs={"Metadata": {"sha256": sums[rel]}}, Config=transfer)
         sent += 1
     return {"sent": sent, "skipped": skipped}
@@ -165,6 +189,6 @@ def push(root: str | os.PathLike, to: str, *, private: bool = False, endpoint_ur
     sums = {} if url.scheme == "hf" else checksums(root, rels, shards=shards)  # the Hub hashes what it sends itself
     result = SCHEMES[url.scheme](root, url, rels, sums, {"private": private, "endpoint_url": endpoint_url,
                                                          "progress": progress, "hold_rights": hold_rights,
-                                                         "shards": shards})
+                                                         "shards": shards, "expected": recorded(shards)})
     return {"to": to, "files": len(rels), "bytes": sum((root / r).stat().st_size for r in rels), "public": public,
             "not_redistributable": blocked, "warnings": warnings, **result}

@@ -1,12 +1,11 @@
 """Build tasks and the worker that runs one: a task is one shard of one (partition, type, source)
 stream; `ShardWorker(config)(task)` writes the tar, then its rejects part, then its samples part
-(the done marker), and returns a TaskResult. Also: reading a shard back.
+(the done marker), and returns a TaskResult. Reading a shard back is `uir25m.reader`'s.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -213,12 +212,10 @@ class ShardWorker:
         self.config = config
 
     def __call__(self, task: ShardTask) -> TaskResult:
-        import cv2
-
-        cv2.setNumThreads(1)  # one task per core; also keeps results independent of thread counts
         t0 = time.perf_counter()
         try:
-            count, size, rejects = self._write(task)
+            with codec.opencv_threads(1):  # one task per core; the caller's own setting is restored after
+                count, size, rejects = self._write(task)
         except Exception as e:  # noqa: BLE001 - reported, retried, or re-raised in strict mode
             if self.config.strict:
                 raise
@@ -289,17 +286,20 @@ class ShardWorker:
         except codec.CodecError as e:
             raise _Reject((relpath, e.reason, e.detail, "decode")) from None
 
-    def _decoded_gt(self, root: str, relpath: str) -> codec.Decoded:
-        """The decoded file, from the process cache when its stat is unchanged (no read); else
-        read, checked and decoded as `_read` and `_decode` do (so bad files reject the same)."""
+    def _decoded_gt(self, root: str, relpath: str) -> tuple[codec.Decoded, tuple]:
+        """The decoded file and its content ident, from the process cache when its stat is
+        unchanged (no read); else read, checked and decoded as `_read` and `_decode` do (so bad
+        files reject the same)."""
         path = Path(root) / relpath
         try:
-            hit = _DECODED.get(_stat_ident(path, path.stat()))
+            ident = _stat_ident(path, path.stat())
+            hit = _DECODED.get(ident)
         except OSError:
             hit = None  # let the read report it
         if hit is not None:
-            return hit
-        return self._decode(self._read(root, relpath), cache=True)
+            return hit, ident
+        inp = self._read(root, relpath)
+        return self._decode(inp, cache=True), inp.ident
 
     def _decode(self, inp: _Input, cache: bool) -> codec.Decoded:
         ident = inp.ident
@@ -314,22 +314,25 @@ class ShardWorker:
             _DECODED.put(ident, decoded, decoded.pixels.nbytes + len(decoded.raw))
         return decoded
 
-    def _encoded(self, task: ShardTask, item: Item, role: str, decoded: codec.Decoded, tile) -> bytes:
+    def _encoded(self, item: Item, decoded: codec.Decoded, tile, gt_ident: tuple | None = None) -> bytes:
         """Shipped bytes of one side: the file itself (8-bit RGB PNG, whole), else one PNG
-        encoding; GT encodings are memoised in the process and, when other tasks share the GT, in
-        an on-disk cache (the same bytes either way)."""
+        encoding. A GT's encodings (`gt_ident`: the content ident of its file, see _stat_ident)
+        are memoised in the process and, when other tasks share the GT, in an on-disk cache (the
+        same bytes either way). Both caches are keyed by what identifies the file's content, never
+        by its name alone: a file rewritten between builds, or another file under the same name,
+        is encoded anew."""
         if decoded.passthrough and tile is None:
             return decoded.raw
         pixels = codec.crop(decoded.pixels, tile)
-        if role == "lq":
+        if gt_ident is None:
             return codec.encode_png(pixels, self.config.png_level)
-        ident = (task.source, item.gt, manifest.format_tile(tile), self.config.png_level)
+        ident = (*gt_ident, manifest.format_tile(tile), self.config.png_level)
         hit = _ENCODED_GT.get(ident)
         if hit is not None:
             return hit
         path = None
         if item.share_gt:
-            digest = hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
+            digest = hashlib.sha256(repr(ident).encode()).hexdigest()
             path = Path(self.config.out) / CACHE_DIR / "gt" / f"{digest}.png"
             if path.is_file():
                 data = path.read_bytes()
@@ -347,7 +350,7 @@ class ShardWorker:
         return [item.tile] if item.tile else tile_grid(width, height, item.tile_size)
 
     def _synthetic(self, task: ShardTask, item: Item) -> Iterator[tuple]:
-        gt_dec = self._decoded_gt(task.root, item.gt)
+        gt_dec, gt_ident = self._decoded_gt(task.root, item.gt)
         conversions = [f"gt:{c}" for c in gt_dec.conversions]
         override = self.config.overrides.get(item.code, {}).get(item.level)
         w, h = gt_dec.size
@@ -355,7 +358,7 @@ class ShardWorker:
             tile_s = manifest.format_tile(tile)
             key = item.key(tile_s)
             seed = sample_seed(self.config.seed, key)
-            gt_bytes = self._encoded(task, item, "gt", gt_dec, tile)
+            gt_bytes = self._encoded(item, gt_dec, tile, gt_ident)
             gt_pix = codec.crop(gt_dec.pixels, tile)
             try:
                 params = degrade.sample(item.code, np.random.default_rng(seed), item.level, override)
@@ -395,7 +398,7 @@ class ShardWorker:
             tile_s = manifest.format_tile(tile)
             tw, th = (tile[2], tile[3]) if tile else (w, h)
             label = self._label(item, item.key(tile_s), tile_s, tw, th, -1, {}, lq_dec.source_format, gt_dec.source_format, conversions)
-            yield label, self._encoded(task, item, "lq", lq_dec, tile), self._encoded(task, item, "gt", gt_dec, tile)
+            yield label, self._encoded(item, lq_dec, tile), self._encoded(item, gt_dec, tile, gt.ident)
 
     @staticmethod
     def _check_sizes(item: Item, lq_size: tuple[int, int], gt_size: tuple[int, int]) -> None:
@@ -412,40 +415,3 @@ class ShardWorker:
             lq_source_format=lq_format, gt_source_format=gt_format, conversions=conversions, tile=tile,
             source_lq=item.lq, source_gt=item.gt,
         )
-
-
-# --- reading ---------------------------------------------------------------------------------------
-
-def read_shard(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Samples of one shard as dicts keyed like the tar fields (`__key__`, `lq.png`, ...), bytes
-    undecoded. Raises ValueError naming the shard on a malformed tar."""
-    current: dict[str, Any] | None = None
-    try:
-        with tarfile.open(path, "r:") as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                key, _, field_name = member.name.partition(".")
-                if current is not None and current["__key__"] != key:
-                    yield current
-                    current = None
-                if current is None:
-                    current = {"__key__": key}
-                if field_name in current:
-                    raise ValueError(f"{path}: duplicate field {field_name!r} in sample {key!r}")
-                f = tf.extractfile(member)
-                current[field_name] = f.read() if f else b""
-    except tarfile.TarError as e:
-        raise ValueError(f"{path}: not a readable tar: {e}") from None
-    if current is not None:
-        yield current
-
-
-def read_member(path: str | os.PathLike, offset: int, size: int) -> bytes:
-    """One member's bytes by the offset and size recorded in samples.parquet."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise ValueError(f"{path}: short read at offset {offset} ({len(data)} of {size} bytes)")
-    return data

@@ -5,13 +5,15 @@ import os
 from collections import defaultdict
 from typing import Any
 
-from uir25m import manifest, taxonomy
+from uir25m import manifest, reader, taxonomy
 
 
 def stats(root: str | os.PathLike) -> dict[str, Any]:
     """Pairs and bytes per (type, partition, source), with totals per type, group, partition, source."""
     samples = manifest.read_samples(root).select(["type", "group", "partition", "source", "real"]).to_pydict()
-    shards = manifest.read_shards(root).to_pydict()
+    shard_table = manifest.read_shards(root)
+    reader.check_column(shard_table.column("shard"), os.path.join(root, manifest.SHARDS), shards=True)
+    shards = shard_table.to_pydict()
     rejects = manifest.read_parquet(os.path.join(root, manifest.REJECTS)).column("reason").to_pylist()
     rows: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(lambda: {"pairs": 0, "real": 0, "bytes": 0, "shards": 0})
     for t, p, s, r in zip(samples["type"], samples["partition"], samples["source"], samples["real"]):

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from uir25m import atomic, card, manifest, subsets, taxonomy
+from uir25m import atomic, card, manifest, reader, subsets, taxonomy
 from uir25m.shards import part_path
 
 
@@ -19,9 +19,11 @@ class SubsetError(ValueError):
 
 
 def _place(src: Path, dst: Path, link: bool) -> str:
-    """Hard-link (when asked and possible) or copy `src` to `dst`; returns how."""
+    """Hard-link (when asked and possible) or copy `src` to `dst`; returns how. Only a regular file
+    itself is hard-linked: a link is copied through (its bytes read, never its target linked), so
+    nothing outside the source dataset becomes part of the new folder."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
+    if link and src.is_file() and not src.is_symlink():
         try:
             os.link(src, dst)
             return "linked"
@@ -39,6 +41,7 @@ def make_subset(src: str | os.PathLike, preset: subsets.Preset, dst: str | os.Pa
     if src.resolve() == dst.resolve():
         raise SubsetError("the subset must go to another folder")
     shards = manifest.read_shards(src)
+    reader.check_column(shards.column("shard"), f"{src / manifest.SHARDS}", shards=True)
     keep = [preset.selection(t, s) is not None for t, s in zip(shards.column("type").to_pylist(), shards.column("source").to_pylist())]
     chosen = shards.filter(pa.array(keep))
     if not chosen.num_rows:

@@ -19,6 +19,7 @@ pytest.importorskip("albumentations")
 from training import data as tdata
 from training.sampling import QuotaScheduler, portion
 from uir25m import build, planner, publish
+from uir25m.reader import iter_tar
 
 
 def _pair(path_lq, path_gt, w, h, seed):
@@ -249,7 +250,7 @@ def test_bare_shard_readers_split_each_pass_disjointly_and_completely(inverted, 
         everything = []
         for u in stream.shards:
             with open(u, "rb") as f:
-                everything += [key for key, _ in tdata._tar_samples(f)]
+                everything += [key for key, _ in iter_tar(f, u)]
         seen = []
         for reader in range(readers):
             cursor = tdata._SequentialCursor(stream, reader, readers, seed=100 + reader, shared_seed=7 + k,
@@ -276,3 +277,27 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
                        cwd=str(Path(__file__).parents[2]))
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+
+
+def test_an_in_process_loader_leaves_the_callers_settings_alone(inverted, monkeypatch):
+    """num_workers=0 runs in the caller's process: its OpenCV threads and its environment stay its own."""
+    import cv2
+    import os
+
+    monkeypatch.delenv("NO_ALBUMENTATIONS_UPDATE", raising=False)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        loader = tdata.make_loader(str(inverted), batch_size=2, crop=16, num_workers=0, seed=0)
+        assert next(iter(loader))["lq"].shape == (2, 3, 16, 16)
+        assert cv2.getNumThreads() == 2
+        assert "NO_ALBUMENTATIONS_UPDATE" not in os.environ
+    finally:
+        cv2.setNumThreads(before)
+    # albumentations is imported once per process: look at a fresh one
+    script = ("import os\nfrom training.augment import PairedCrop\nPairedCrop(16)\n"
+              "assert 'NO_ALBUMENTATIONS_UPDATE' not in os.environ, 'the environment was changed'\nprint('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=str(Path(__file__).parents[2]))
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

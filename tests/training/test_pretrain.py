@@ -145,3 +145,23 @@ def test_every_shipped_config_builds_its_network_and_fits_its_crops(name):
     assert cfg.data.crop % model.size_multiple == 0 and cfg.data.crop % cfg.mask_patch == 0
     assert cfg.mask_patch % model.min_mask_patch == 0
     assert sum(p.numel() for p in model.parameters()) > (10_000 if name.startswith("demo") else 10_000_000)
+
+
+def test_the_mask_backend_is_the_tasks_own_and_scoped_to_its_forward():
+    """The task runs its configured backend inside its own forward; nothing process-wide changes."""
+    from dataclasses import replace
+
+    from training import masking
+    from training.config import ModelConfig, TrainConfig
+    from training.pretrain import MaskDCPT
+
+    seen = []
+    cfg = replace(TrainConfig(), model=ModelConfig(arch="nafnet_tiny"))
+    task = MaskDCPT(cfg)
+    real = task.backbone.forward_pretrain
+    task.backbone.forward_pretrain = lambda x, m: (seen.append(masking.get_backend()), real(x, m))[1]
+    batch = {"lq": torch.rand(2, 3, 32, 32), "gt": torch.rand(2, 3, 32, 32), "class_id": torch.tensor([0, 6])}
+    task(batch, 0)
+    assert seen == ["dense"] and masking.get_backend() == "dense"
+    with pytest.raises(ValueError, match="known: dense, spconv"):
+        MaskDCPT(replace(cfg, mask_backend="cuda-magic"))

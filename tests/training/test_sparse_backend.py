@@ -17,9 +17,8 @@ TINY = [n for n in archs.list_archs() if n.endswith("_tiny")]
 
 @pytest.fixture
 def spconv_backend():
-    masking.set_backend("spconv")
-    yield
-    masking.set_backend("dense")
+    with masking.use_backend("spconv"):
+        yield
 
 
 @pytest.fixture
@@ -65,11 +64,9 @@ def test_every_backbone_gives_the_same_masked_pass_under_spconv(name, two_thread
         return res, grads
 
     dense, dense_grads = run()
-    masking.set_backend("spconv")
-    try:
+    with masking.use_backend("spconv"):
         sparse, sparse_grads = run()
-    finally:
-        masking.set_backend("dense")
+    assert masking.get_backend() == "dense"  # the scope restores the caller's backend
     assert torch.allclose(sparse["out"], dense["out"], atol=1e-5)
     for a, b in zip(sparse["encoder"] + sparse["taps"], dense["encoder"] + dense["taps"], strict=True):
         assert torch.allclose(a, b, atol=1e-4)
@@ -80,7 +77,7 @@ def test_every_backbone_gives_the_same_masked_pass_under_spconv(name, two_thread
 
 def test_backend_choice_is_checked():
     with pytest.raises(ValueError, match="known: dense, spconv"):
-        masking.set_backend("cuda-magic")
+        masking.check_backend("cuda-magic")
     assert not sparse_backend.supports(torch.nn.Conv2d(4, 4, 3, padding=1, groups=4))
     assert not sparse_backend.supports(torch.nn.Conv2d(4, 4, 2, stride=2))
     assert sparse_backend.supports(torch.nn.Conv2d(4, 8, 3, padding=1))
@@ -90,5 +87,6 @@ def test_a_missing_spconv_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "spconv.pytorch", None)
     monkeypatch.setattr(sparse_backend, "_PATCHED", False)
     with pytest.raises(ImportError, match=r"uir25m\[sparse\]"):
-        masking.set_backend("spconv")
+        with masking.use_backend("spconv"):
+            pass
     assert masking.get_backend() == "dense"

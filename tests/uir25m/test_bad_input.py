@@ -152,3 +152,37 @@ def test_a_changed_input_refuses_to_resume(tree):
     plan2, _ = planner.plan(planner.BuildSettings(recipe=recipe, raw=str(raw)))
     with pytest.raises(build.ResumeError, match="different plan"):
         build.run_build(plan2, tmp / "out", progress=False)
+
+
+def test_links_fifos_and_loops_under_the_root_become_reject_rows(tmp_path):
+    """Links are followed (datasets are linked in from other disks), but a loop, a dangling link and
+    a FIFO (never opened: reading one would hang) are reject rows; a linked folder no part reads
+    (here: a system folder) is not entered, so none of its file names reach rejects.parquet."""
+    raw = tmp_path / "raw"
+    base = build_tree(raw)
+    for p in [p for p in (base / "input").iterdir() if p.name not in ("good.png", "name with spaces ü.png")]:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    elsewhere = tmp_path / "other_disk" / "target"
+    elsewhere.mkdir(parents=True)
+    for p in (base / "target").iterdir():
+        shutil.move(str(p), elsewhere / p.name)
+    (base / "target").rmdir()
+    (base / "target").symlink_to(elsewhere, target_is_directory=True)  # a part's folder on another disk
+    (base / "input" / "loop").symlink_to(base / "input", target_is_directory=True)
+    (base / "input" / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(base / "input" / "fifo.png")
+    secret = tmp_path / "system"
+    secret.mkdir()
+    (secret / "passwd").write_text("root:x:0:0")
+    (raw / "rain13k" / "etc").symlink_to(secret, target_is_directory=True)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "links", "sources": [{"source": "rain13k", "parts": ["train"]}]}))
+    plan, _ = planner.plan(planner.BuildSettings(recipe=str(recipe), raw=str(raw)))
+    s = build.run_build(plan, tmp_path / "out", progress=False)
+    assert s["pairs"] == 2 and s["inputs"] == s["shipped"] + s["rejected"]
+    rej = {r["path"]: (r["reason"], r["detail"]) for r in pq.read_table(tmp_path / "out" / manifest.REJECTS).to_pylist()}
+    assert rej["train/Rain13K/input/fifo.png"][0] == "unreadable" and "FIFO" in rej["train/Rain13K/input/fifo.png"][1]
+    assert "dangling" in rej["train/Rain13K/input/dangling.png"][1]
+    assert "loop" in rej["train/Rain13K/input/loop"][1]
+    assert rej["etc"] == ("excluded_by_recipe", "a linked folder that no part of this source reads (not followed)")
+    assert not any("passwd" in p for p in rej)

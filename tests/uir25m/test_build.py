@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from uir25m import build, manifest, planner, sources, subsets
-from uir25m.shards import read_member
+from uir25m.reader import read_member
 
 from trees import TREES, image, make_tree
 

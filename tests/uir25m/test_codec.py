@@ -1,5 +1,6 @@
 """Decoding and normalising every kind of input, made by code (no committed binaries)."""
 import io
+import zlib
 
 import cv2
 import numpy as np
@@ -109,3 +110,51 @@ def test_crop_checks_bounds():
     assert codec.crop(RGB, None) is RGB
     with pytest.raises(ValueError):
         codec.crop(RGB, (30, 0, 5, 4))
+
+
+def _interlaced_png(rgb: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit RGB PNG (filter 0 everywhere), written by hand: neither Pillow nor
+    OpenCV writes interlaced PNGs."""
+    import struct
+
+    h, w = rgb.shape[:2]
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        sub = rgb[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\x00" + row.tobytes() for row in sub)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_pass_through_inflates_the_image_data_and_checks_its_length():
+    rgb = np.random.default_rng(3).integers(0, 256, (13, 21, 3), dtype=np.uint8)
+    data = _interlaced_png(rgb)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), rgb)  # a real interlaced PNG
+    assert codec.check_passthrough_png(data) == codec.PassThrough(21, 13)
+    plain = codec.encode_png(rgb)
+    assert codec.check_passthrough_png(plain) == codec.PassThrough(21, 13)
+    import struct
+
+    def with_idat(png: bytes, body: bytes) -> bytes:
+        out, pos = bytearray(png[:8]), 8
+        while pos < len(png):
+            n = struct.unpack(">I", png[pos:pos + 4])[0]
+            kind = png[pos + 4:pos + 8]
+            part = body if kind == b"IDAT" else png[pos + 8:pos + 8 + n]
+            out += struct.pack(">I", len(part)) + kind + part + struct.pack(">I", zlib.crc32(kind + part))
+            pos += 12 + n
+        return bytes(out)
+
+    short = with_idat(plain, zlib.compress(b"\x00" * (1 + 3 * 21) * 12))  # one row short
+    long = with_idat(plain, zlib.compress(b"\x00" * (1 + 3 * 21) * 14))  # one row too many
+    bad_filter = with_idat(plain, zlib.compress((b"\x07" + b"\x00" * 63) * 13))
+    garbled = with_idat(plain, b"\x78\x9c" + bytes(range(200)))
+    for damaged, words in ((short, "promises"), (long, "past"), (bad_filter, "filter"), (garbled, "inflate")):
+        with pytest.raises(codec.CodecError, match=words) as e:
+            codec.check_passthrough_png(damaged)
+        assert e.value.reason == "truncated"

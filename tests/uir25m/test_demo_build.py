@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from uir25m import build, codec, degrade, demo, manifest, taxonomy
-from uir25m.shards import read_member, read_shard
+from uir25m.reader import read_member, read_shard
 from uir25m.sources.embedded import DEMO_IMAGES, data_root
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from trees import make_tree
 
 from uir25m import build, card, codec, manifest, planner, publish, subsets, subsetting
-from uir25m.shards import read_member
+from uir25m.reader import read_member
 
 FIVE_D_PLUS = ["reside_ots", "reside_sots", "rain100l", "bsd400", "wed", "gopro", "lol", "hide", "cdd11"]
 

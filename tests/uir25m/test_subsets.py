@@ -13,8 +13,8 @@ def test_packaged_manifests_are_found():
 def test_5d_names_sources_and_the_papers_ratios():
     p = subsets.load("5d")
     assert [(s.code, s.sources, s.ratio) for s in p.select] == [
-        ("h", ("reside_ots",), 1), ("rs", ("rain100l",), 300), ("gn", ("bsd400", "wed"), 15),
-        ("mb", ("gopro",), 5), ("ll", ("lol",), 60)]
+        ("h", ("reside_ots", "promptir", "adair"), 1), ("rs", ("rain100l", "promptir", "adair"), 300),
+        ("gn", ("bsd400", "wed", "promptir", "adair"), 15), ("mb", ("gopro", "adair"), 5), ("ll", ("lol", "adair"), 60)]
     assert p.codes == ("gn", "mb", "h", "rs", "ll")
 
 

@@ -3,7 +3,7 @@ import tarfile
 
 import pytest
 
-from uir25m.shards import read_member, read_shard
+from uir25m.reader import read_member, read_shard
 from uir25m.tarwriter import MTIME, ShardTarWriter
 
 

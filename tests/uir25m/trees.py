@@ -159,11 +159,12 @@ def image(path: Path, size: tuple[int, int] = (12, 10), seed: int = 0, mode: str
     Image.fromarray(rgb).convert(mode).save(path, FORMATS[path.suffix.lower()])
 
 
-def make_tree(root: Path, source: str) -> Path:
-    """Write the miniature tree of `source` under root/<its first dir>; returns that folder."""
+def make_tree(root: Path, source: str, at: str | None = None) -> Path:
+    """Write the miniature tree of `source` under root/<its first dir> (or root/<at>, "" = root
+    itself); returns that folder."""
     from uir25m import sources
 
-    folder = root / sources.load(source).dirs[0]
+    folder = root / (sources.load(source).dirs[0] if at is None else at)
     entry = TREES[source]
     for rel in entry[0]:
         image(folder / rel, seed=zlib.crc32(f"{source}/{rel}".encode()))  # distinct pixels: no accidental duplicates

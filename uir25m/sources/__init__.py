@@ -1,9 +1,10 @@
 """Where inputs come from: source manifests (`manifests/sources/<name>.yaml`), the layout
 adapters that turn a downloaded dataset's folders into sorted pairs, and records of clean images.
 
-Modules: paths (file index, globs, pairing rules), pairing (the shared LQ -> GT matcher), and one
+Modules: paths (file index, globs, pairing rules), pairing (the shared LQ -> GT matcher), one
 module per layout: parallel, nested, list_file, multi_type, clean, unpaired (no-reference test
-images); embedded (the demo's images).
+images); discover (where each dataset was unpacked under a downloads folder); embedded (the
+demo's images).
 
 A manifest:
 
@@ -81,6 +82,18 @@ class Part:
     expected: int | None
     note: str = ""
 
+    @property
+    def folders(self) -> list[str]:
+        """The folders this part reads, relative to the source root ("" = the whole tree)."""
+        return list(LAYOUTS[self.layout].folders(self.params))
+
+    @property
+    def marks(self) -> list[str]:
+        """What shows on disk that this part's layout is there: the folders it reads (or its list
+        file); empty when it reads only files at the top of the root."""
+        adapter = LAYOUTS[self.layout]
+        return list(adapter.marks(self.params)) if hasattr(adapter, "marks") else [f for f in self.folders if f]
+
     def scan(self, index: FileIndex) -> PartScan:
         try:
             return LAYOUTS[self.layout].scan(index, self.params)
@@ -109,6 +122,11 @@ class SourceSpec:
             if p.name == name:
                 return p
         raise SourceError(f"source {self.name!r} has no part {name!r}; parts: {', '.join(p.name for p in self.parts)}")
+
+    @property
+    def folders(self) -> list[str]:
+        """Every folder a part of this source reads ("" = the whole tree)."""
+        return sorted({f for p in self.parts for f in p.folders})
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -198,10 +216,11 @@ def load(name: str) -> SourceSpec:
 
 
 def find_root(spec: SourceSpec, raw: str | os.PathLike | None, overrides: dict[str, str] | None = None) -> tuple[Path | None, list[Path]]:
-    """The source's folder: an explicit override, else the first of its `dirs` under `raw`.
-    Returns (found or None, the places looked at)."""
-    if overrides and spec.name in overrides:
-        path = Path(overrides[spec.name])
-        return (path if path.is_dir() else None), [path]
-    tried = [Path(raw) / d for d in spec.dirs] if raw is not None else []
-    return next((p for p in tried if p.is_dir()), None), tried
+    """The source's folder under `raw` (or its --source override), found as `discover.locate`
+    finds it. Returns (found or None, the places looked at)."""
+    from uir25m.sources import discover
+
+    loc = discover.locate(spec, discover.Downloads.list(raw), overrides)
+    if loc.ambiguous:
+        raise discover.AmbiguousSource(f"{spec.name}: {loc.ambiguous}")
+    return loc.root, [Path(p) for p in loc.looked] or [c.path for c in loc.candidates]

@@ -11,11 +11,16 @@ import re
 from typing import Any
 
 from uir25m.sources.pairing import Pair, PartScan
-from uir25m.sources.paths import FileIndex
+from uir25m.sources.paths import FileIndex, glob_folders
 
 REQUIRED = {"glob"}
 OPTIONAL = {"exclude"}
 
+
+def folders(params: dict[str, Any]) -> list[str]:
+    """The folders the globs read beneath ("" = the whole tree; none for files at the top)."""
+    globs = params["glob"] if isinstance(params["glob"], list) else [params["glob"]]
+    return sorted({f for g in globs for f in glob_folders(g)})
 
 def scan(index: FileIndex, params: dict[str, Any]) -> PartScan:
     globs = params["glob"] if isinstance(params["glob"], list) else [params["glob"]]

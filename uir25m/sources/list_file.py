@@ -18,6 +18,15 @@ REQUIRED = {"list"}
 OPTIONAL = {"columns"}
 
 
+def folders(params: dict[str, Any]) -> list[str]:
+    """The listed pairs may lie anywhere: the whole tree."""
+    return [""]
+
+
+def marks(params: dict[str, Any]) -> list[str]:
+    """What identifies the layout on disk: the list file."""
+    return [params["list"]]
+
 def scan(index: FileIndex, params: dict[str, Any]) -> PartScan:
     columns = params.get("columns", ["gt", "lq"])
     if sorted(columns) != ["gt", "lq"]:

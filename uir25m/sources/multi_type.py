@@ -20,6 +20,11 @@ REQUIRED = {"gt_dir", "lq_dirs"}
 OPTIONAL = {"base", "glob"}
 
 
+def folders(params: dict[str, Any]) -> list[str]:
+    """The clean folder and every degraded folder."""
+    base = params.get("base", "").rstrip("/")
+    return [f"{base}/{d}" if base else d for d in [params["gt_dir"], *params["lq_dirs"]]]
+
 def scan(index: FileIndex, params: dict[str, Any]) -> PartScan:
     base = params.get("base", "").rstrip("/")
     prefix = f"{base}/" if base else ""

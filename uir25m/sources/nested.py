@@ -13,11 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from uir25m.sources.pairing import PartScan, pair
-from uir25m.sources.paths import FileIndex, rules
+from uir25m.sources.paths import FileIndex, glob_folders, rules
 
 REQUIRED = {"glob", "gt"}
 OPTIONAL = {"gt_glob"}
 
+
+def folders(params: dict[str, Any]) -> list[str]:
+    """The folders this part reads ("" = the whole tree)."""
+    return glob_folders(params["glob"]) + (glob_folders(params["gt_glob"]) if params.get("gt_glob") else [])
 
 def scan(index: FileIndex, params: dict[str, Any]) -> PartScan:
     gt_rules = rules(params["gt"])

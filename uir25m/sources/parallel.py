@@ -26,6 +26,10 @@ def _join(folder: str, rel: str) -> str:
     return f"{folder.rstrip('/')}/{rel}" if folder else rel
 
 
+def folders(params: dict[str, Any]) -> list[str]:
+    """The folders this part reads (see discover: they identify the layout)."""
+    return [params["lq_dir"], params["gt_dir"]]
+
 def scan(index: FileIndex, params: dict[str, Any]) -> PartScan:
     lq_dir, gt_dir = params["lq_dir"], params["gt_dir"]
     glob = params.get("glob", "*")
