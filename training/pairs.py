@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from training.data import _decode, catalog_from_dataset, preset_for
+from training.data import catalog_from_dataset, decode, preset_for
 from uir25m import subsets
 
 
@@ -37,12 +37,12 @@ def iter_pairs(source: str, *, partition: str = "test", subset: str | subsets.Pr
             if per_type is not None and taken.get(stream.code, 0) >= per_type:
                 break
             shard = stream.shards[stream.shard_id[pos]]
-            key = str(stream.keys[pos])
+            key = stream.key(pos)
             try:
                 gt_bytes, json_bytes, lq_bytes = catalog.read_sample(stream, pos)
                 label = json.loads(json_bytes)
-                lq = cv2.cvtColor(_decode(lq_bytes), cv2.COLOR_BGR2RGB)
-                gt = cv2.cvtColor(_decode(gt_bytes), cv2.COLOR_BGR2RGB)
+                lq = cv2.cvtColor(decode(lq_bytes), cv2.COLOR_BGR2RGB)
+                gt = cv2.cvtColor(decode(gt_bytes), cv2.COLOR_BGR2RGB)
             except (OSError, ValueError) as e:
                 raise OSError(f"{source}: {shard} sample {key}: {e}") from None
             taken[stream.code] = taken.get(stream.code, 0) + 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from uir25m import __version__, codec, executors, manifest, taxonomy
 from uir25m.shards import CACHE_DIR, ShardTask, ShardWorker, TaskResult, WorkerConfig, crashpoint, is_done, part_path
@@ -65,8 +66,9 @@ class BuildPlan:
             "overrides": self.overrides,
         }
         h.update(manifest.canonical_json(head).encode())
-        for inp in self.inputs:
-            h.update(manifest.canonical_json(list(inp)).encode())
+        quote = manifest.json_string
+        for source, rel, size, mtime in self.inputs:  # = canonical_json([source, rel, size, mtime]), faster
+            h.update(f"[{quote(source)},{quote(rel)},{int(size)},{int(mtime)}]".encode())
         for task in self.tasks:
             h.update(task.shard.encode())
             for it in task.items:
@@ -167,7 +169,8 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
     fp = plan.fingerprint()
     _prepare(out, mode, fp)
     info = {
-        "format_version": manifest.FORMAT_VERSION, "status": "running", "fingerprint": fp,
+        "format_version": manifest.FORMAT_VERSION, "format_revision": manifest.FORMAT_REVISION,
+        "status": "running", "fingerprint": fp,
         "recipe": plan.recipe, "settings": plan.settings, "locations": dict(plan.locations), "versions": library_versions(),
         "encoder": codec.encoder_settings(plan.png_level), "tasks": len(plan.tasks), "pairs_planned": plan.pairs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -216,22 +219,30 @@ def _fail_on_plan_rejects(plan: BuildPlan) -> None:
 
 def merge(out: Path, plan: BuildPlan) -> dict[str, Any]:
     """Stream the parts into samples/shards/rejects.parquet (in shard order) and check the
-    accounting; memory holds only the set of shipped input paths."""
+    accounting. Columnar: memory holds the shipped (source, path) columns and one stream's source
+    pairs at a time, never a Python object per sample."""
     shard_rows: list[dict[str, Any]] = []
-    shipped: set[tuple[str, str]] = set()
+    shipped_parts: list[pa.Table] = []
     by_partition: Counter[str] = Counter()
+    stream, pairs_seen = None, set()
     with manifest.ParquetSink(out / manifest.SAMPLES, manifest.SAMPLES_SCHEMA) as sink:
         for task in plan.tasks:
             part = manifest.read_parquet(part_path(out, task.shard))
             meta = {k.decode(): v.decode() for k, v in (part.schema.metadata or {}).items()}
             sink.write(part)
-            cols = part.select(["source", "source_gt", "source_lq"]).to_pydict()
-            shipped.update((s, p) for s, g, lq in zip(cols["source"], cols["source_gt"], cols["source_lq"]) for p in (g, lq) if p)
+            for column in ("source_gt", "source_lq"):
+                shipped_parts.append(pa.table({"source": part.column("source"), "path": part.column(column)}))
+            if (task.partition, task.code, task.source) != stream:  # shards of a stream are adjacent
+                stream, pairs_seen = (task.partition, task.code, task.source), set()
+            before = len(pairs_seen)
+            pairs_seen.update(pc.binary_join_element_wise(part.column("source_lq"), part.column("source_gt"),
+                                                          part.column("variant"), "\x1f").to_pylist())
             by_partition[task.partition] += part.num_rows
             shard_rows.append({
                 "shard": task.shard, "partition": task.partition, "group": taxonomy.get(task.code).group,
                 "type": task.code, "class_id": taxonomy.get(task.code).class_id, "source": task.source,
                 "count": int(meta["count"]), "bytes": int(meta["bytes"]), "sha256": meta["sha256"],
+                "source_pairs": len(pairs_seen) - before,
             })
     reject_tables = [manifest.read_parquet(p) for p in sorted((out / manifest.PARTS).glob("*.rejects.parquet"))]
     rejects = pa.concat_tables(reject_tables) if reject_tables else manifest.REJECTS_SCHEMA.empty_table()
@@ -239,28 +250,41 @@ def merge(out: Path, plan: BuildPlan) -> dict[str, Any]:
         rejects = rejects.sort_by([("source", "ascending"), ("path", "ascending"), ("type", "ascending"), ("reason", "ascending")])
     manifest.write_parquet(manifest.table(shard_rows, manifest.SHARDS_SCHEMA), out / manifest.SHARDS)
     manifest.write_parquet(rejects, out / manifest.REJECTS)
+    shipped = pa.concat_tables(shipped_parts) if shipped_parts else pa.table({"source": pa.array([], pa.string()),
+                                                                                "path": pa.array([], pa.string())})
     return account(plan, shipped, rejects, shard_rows, by_partition)
 
 
+def _keyed(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """One string per (source, path): the key the accounting compares on."""
+    return pc.binary_join_element_wise(table.column("source"), table.column("path"), "\x1f")
+
+
 def account(
-    plan: BuildPlan, shipped: set[tuple[str, str]], rejects: pa.Table, shard_rows: list[dict[str, Any]],
+    plan: BuildPlan, shipped: pa.Table, rejects: pa.Table, shard_rows: list[dict[str, Any]],
     by_partition: Mapping[str, int],
 ) -> dict[str, Any]:
-    """inputs = shipped + rejected, or an AccountingError naming what went missing."""
-    rcols = rejects.select(["source", "path", "reason"]).to_pydict()
-    rejected_rows = list(zip(rcols["source"], rcols["path"], rcols["reason"]))
-    inputs = {(inp[0], inp[1]) for inp in plan.inputs}
-    rejected = {(s, p) for s, p, _ in rejected_rows} - shipped
-    missing = inputs - shipped - rejected
-    if missing:
-        listing = ", ".join(f"{s}:{p}" for s, p in sorted(missing)[:10])
+    """inputs = shipped + rejected, or an AccountingError naming what went missing. `shipped`:
+    the (source, path) of every shipped file (repeats allowed). Set arithmetic in pyarrow."""
+    inputs = pa.table({"source": pa.array([i[0] for i in plan.inputs], pa.string()),
+                       "path": pa.array([i[1] for i in plan.inputs], pa.string())})
+    input_keys = pc.unique(_keyed(inputs))
+    shipped_keys = pc.unique(_keyed(shipped.filter(pc.not_equal(shipped.column("path"), ""))))
+    reject_keys = _keyed(rejects.select(["source", "path"]))
+    rejected_keys = pc.unique(reject_keys.filter(pc.invert(pc.is_in(reject_keys, value_set=shipped_keys))))
+    covered = pc.or_(pc.is_in(input_keys, value_set=shipped_keys), pc.is_in(input_keys, value_set=rejected_keys))
+    missing = input_keys.filter(pc.invert(covered))
+    if len(missing):
+        listing = ", ".join(k.replace("\x1f", ":") for k in sorted(missing.to_pylist())[:10])
         raise AccountingError(f"{len(missing)} input(s) neither shipped nor rejected: {listing}")
-    by_reason = Counter(r for s, p, r in rejected_rows if (s, p) not in shipped)
+    not_shipped = rejects.filter(pc.invert(pc.is_in(reject_keys, value_set=shipped_keys)))
+    by_reason = {g["reason"]: g["count"] for g in manifest.count_by(not_shipped.select(["reason"]), ["reason"])}
     return {
         "name": plan.name, "pairs": sum(r["count"] for r in shard_rows), "shards": len(shard_rows),
         "bytes": sum(r["bytes"] for r in shard_rows), "types": len({r["type"] for r in shard_rows}),
         "pairs_by_partition": dict(sorted(by_partition.items())),
-        "inputs": len(inputs), "shipped": len(shipped & inputs), "rejected": len(rejected & inputs),
+        "inputs": len(input_keys), "shipped": pc.sum(pc.is_in(input_keys, value_set=shipped_keys)).as_py() or 0,
+        "rejected": pc.sum(pc.is_in(input_keys, value_set=rejected_keys)).as_py() or 0,
         "rejects_by_reason": dict(sorted(by_reason.items())), "reject_rows": rejects.num_rows,
     }
 

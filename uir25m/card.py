@@ -43,17 +43,14 @@ class Stream:
 # --- where the streams come from -----------------------------------------------------------------
 
 def dataset_streams(root: str | os.PathLike) -> list[Stream]:
-    """Streams of a built dataset, from its manifests."""
-    cols = manifest.read_samples(root).select(["partition", "type", "source", "real"]).to_pydict()
-    pairs: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for p, t, s, r in zip(cols["partition"], cols["type"], cols["source"], cols["real"]):
-        pairs[(p, t, s)][0] += 1
-        pairs[(p, t, s)][1] += int(r)
-    size: dict[tuple, int] = defaultdict(int)
-    shards = manifest.read_shards(root).to_pydict()
-    for p, t, s, b in zip(shards["partition"], shards["type"], shards["source"], shards["bytes"]):
-        size[(p, t, s)] += b
-    return sorted((Stream(p, t, s, n, r, size[(p, t, s)]) for (p, t, s), (n, r) in pairs.items()), key=_order)
+    """Streams of a built dataset, from its manifests (grouped columnar)."""
+    samples = manifest.read_sample_columns(root, ["partition", "type", "source", "real"])
+    size = {(g["partition"], g["type"], g["source"]): g["bytes"] for g in manifest.count_by(
+        manifest.read_shards(root).select(["partition", "type", "source", "bytes"]), ["partition", "type", "source"],
+        sums=["bytes"])}
+    return sorted((Stream(g["partition"], g["type"], g["source"], g["count"], g["real"],
+                          size.get((g["partition"], g["type"], g["source"]), 0))
+                   for g in manifest.count_by(samples, ["partition", "type", "source"], sums=["real"])), key=_order)
 
 
 def recipe_streams(recipe: recipes.Recipe) -> list[Stream]:

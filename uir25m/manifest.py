@@ -8,18 +8,21 @@ import hashlib
 import json
 import os
 import re
+from json.encoder import encode_basestring as _encode_basestring  # the C implementation
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
 
 from uir25m import taxonomy
 from uir25m.atomic import atomic_open
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the label's `format_version` (its schema)
+FORMAT_REVISION = 1  # additions readers may look for: 1 = format 1.1 (shards.parquet `source_pairs`)
 FIELDS = ("cls", "gt.png", "json", "lq.png")  # the tar members of every sample, in tar order
 PARTITIONS = ("train", "test")
 SOURCE_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")  # no hyphens: `<code>-<source>-*.tar` globs stay exact
@@ -153,6 +156,10 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+json_string = _encode_basestring  # a str as canonical_json writes it (quoted, escaped, not ASCII-only)
+
+
+
 LABEL_COLUMNS = tuple(f.name for f in fields(Label))
 _ARROW = {"int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
 LABEL_SCHEMA = pa.schema([pa.field(f.name, _ARROW[f.type], nullable=False) for f in fields(Label)])
@@ -175,6 +182,9 @@ SHARDS_SCHEMA = pa.schema([
     pa.field("count", pa.int64(), nullable=False),
     pa.field("bytes", pa.int64(), nullable=False),
     pa.field("sha256", pa.string(), nullable=False),
+    # format 1.1: the source pairs (distinct LQ file, GT file, variant) whose first sample is in
+    # this shard, so that a stream's shards sum to its source pairs (the repeat-sampling weight)
+    pa.field("source_pairs", pa.int64(), nullable=False),
 ])
 REJECTS_SCHEMA = pa.schema([
     pa.field("source", pa.string(), nullable=False),
@@ -201,7 +211,10 @@ _PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, use_dictionary=
 
 class ParquetSink:
     """Write a parquet file table by table (memory flat in the row count), deterministically,
-    atomically (temp, fsync, rename)."""
+    atomically (temp, fsync, rename). Rows are buffered into row groups of ROW_GROUP rows, so the
+    file is the same whichever sizes the tables come in."""
+
+    ROW_GROUP = 100_000
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, metadata: Mapping[str, str] | None = None):
         self.path = Path(path)
@@ -209,6 +222,8 @@ class ParquetSink:
             schema = schema.with_metadata({**(schema.metadata or {}), **{k.encode(): v.encode() for k, v in metadata.items()}})
         self.schema = schema
         self.rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
 
     def __enter__(self) -> "ParquetSink":
         self._file = atomic_open(self.path)
@@ -216,12 +231,28 @@ class ParquetSink:
         return self
 
     def write(self, tbl: pa.Table) -> None:
-        if tbl.num_rows:
-            self._w.write_table(tbl.cast(self.schema), row_group_size=100_000)
-            self.rows += tbl.num_rows
+        if not tbl.num_rows:
+            return
+        self._pending.append(tbl.cast(self.schema))
+        self._pending_rows += tbl.num_rows
+        self.rows += tbl.num_rows
+        if self._pending_rows >= self.ROW_GROUP:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        whole = table.num_rows if final else table.num_rows - table.num_rows % self.ROW_GROUP
+        if whole:
+            self._w.write_table(table.slice(0, whole), row_group_size=self.ROW_GROUP)
+        rest = table.slice(whole)
+        self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            if exc_type is None:
+                self._flush(final=True)
             self._w.close()
         finally:
             self._file.__exit__(exc_type, exc, tb)
@@ -252,6 +283,69 @@ def read_shards(root: str | os.PathLike) -> pa.Table:
     if not path.is_file():
         raise FileNotFoundError(f"{root}: not a UIR dataset (no {SHARDS})")
     return read_parquet(path)
+
+
+def source_pairs(root: str | os.PathLike, partition: str = "train", shards: pa.Table | None = None) -> dict[tuple[str, str], int]:
+    """Source pairs per (type, source) in one partition: distinct (LQ file, GT file, variant), so
+    tiles of one pair count once. From shards.parquet's `source_pairs` (format 1.1); for a 1.0
+    dataset, counted from samples.parquet one stream at a time (its rows are in shard order, a
+    stream's shards adjacent), so memory is bounded by the largest stream."""
+    shards = read_shards(root) if shards is None else shards
+    part = shards.filter(pa.compute.equal(shards.column("partition"), partition))
+    if "source_pairs" in shards.column_names:
+        return {(g["type"], g["source"]): g["source_pairs"]
+                for g in count_by(part.select(["type", "source", "source_pairs"]), ["type", "source"], sums=["source_pairs"])}
+    wanted = set(zip(part.column("type").to_pylist(), part.column("source").to_pylist()))
+    cols = ["type", "source", "partition", "source_lq", "source_gt", "variant"]
+    batches = pq.ParquetFile(Path(root) / SAMPLES).iter_batches(batch_size=65_536, columns=cols)
+    return {k: v for k, v in count_source_pairs(batches, partition).items() if k in wanted}
+
+
+def count_source_pairs(batches, partition: str) -> dict[tuple[str, str], int]:
+    """Distinct (source_lq, source_gt, variant) per (type, source) over record batches in shard
+    order (a stream's rows adjacent): one stream's pairs are held at a time."""
+    out: dict[tuple[str, str], int] = {}
+    current, seen = None, set()
+    for batch in batches:
+        batch = batch.filter(pa.compute.equal(batch.column("partition"), partition))
+        if not batch.num_rows:
+            continue
+        ids = pa.compute.binary_join_element_wise(batch.column("source_lq"), batch.column("source_gt"),
+                                                  batch.column("variant"), "\x1f").to_pylist()
+        for stream, pair in zip(zip(batch.column("type").to_pylist(), batch.column("source").to_pylist()), ids):
+            if stream != current:  # the next stream: the last one's pairs are counted
+                current, seen = stream, set()
+                out.setdefault(stream, 0)
+            if pair not in seen:
+                seen.add(pair)
+                out[stream] += 1
+    return out
+
+
+def read_sample_columns(root: str | os.PathLike, columns: Sequence[str]) -> pa.Table:
+    """Only these columns of samples.parquet (a clear error if the dataset has none): what every
+    command whose cost grows with the dataset reads, instead of the whole file."""
+    path = Path(root) / SAMPLES
+    if not path.is_file():
+        read_samples(root)  # raises with the build's state in the message
+    return pq.read_table(path, columns=list(columns))
+
+
+def count_by(table: pa.Table, keys: Sequence[str], sums: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows per distinct `keys` (`count`) and the sum of each `sums` column, computed columnar:
+    one small dict per group, never one per row."""
+    aggs = [([], "count_all")] + [(c, "sum") for c in sums]
+    grouped = table.group_by(list(keys), use_threads=False).aggregate(aggs)
+    out = grouped.rename_columns({"count_all": "count", **{f"{c}_sum": c for c in sums}}).to_pylist()
+    for row in out:
+        for c in sums:
+            row[c] = int(row[c] or 0)
+    return out
+
+
+def num_rows(path: str | os.PathLike) -> int:
+    """Rows of a parquet file, from its footer (nothing else is read)."""
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def read_build_json(root: str | os.PathLike) -> dict[str, Any]:

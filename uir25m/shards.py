@@ -124,10 +124,12 @@ def mark_shared_gts(tasks: list[ShardTask]) -> list[ShardTask]:
         for it in t.items:
             users.setdefault((t.source, it.gt, it.tile), set()).add(t.shard)
     shared = {k for k, v in users.items() if len(v) > 1}
-    return [
-        replace(t, items=tuple(replace(it, share_gt=(t.source, it.gt, it.tile) in shared) for it in t.items))
-        for t in tasks
-    ]
+    out = []
+    for t in tasks:
+        items = tuple(replace(it, share_gt=True) if (t.source, it.gt, it.tile) in shared and not it.share_gt
+                      else it for it in t.items)  # only the shared ones change (replace is slow)
+        out.append(replace(t, items=items))
+    return out
 
 
 def chunk_stream(

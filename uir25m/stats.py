@@ -9,19 +9,18 @@ from uir25m import manifest, reader, taxonomy
 
 
 def stats(root: str | os.PathLike) -> dict[str, Any]:
-    """Pairs and bytes per (type, partition, source), with totals per type, group, partition, source."""
-    samples = manifest.read_samples(root).select(["type", "group", "partition", "source", "real"]).to_pydict()
+    """Pairs and bytes per (type, partition, source), with totals per type, group, partition,
+    source. Columnar: four columns of samples.parquet are read and grouped by pyarrow."""
+    samples = manifest.read_sample_columns(root, ["type", "partition", "source", "real"])
     shard_table = manifest.read_shards(root)
     reader.check_column(shard_table.column("shard"), os.path.join(root, manifest.SHARDS), shards=True)
-    shards = shard_table.to_pydict()
-    rejects = manifest.read_parquet(os.path.join(root, manifest.REJECTS)).column("reason").to_pylist()
+    rejects = manifest.num_rows(os.path.join(root, manifest.REJECTS))
     rows: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(lambda: {"pairs": 0, "real": 0, "bytes": 0, "shards": 0})
-    for t, p, s, r in zip(samples["type"], samples["partition"], samples["source"], samples["real"]):
-        rows[(t, p, s)]["pairs"] += 1
-        rows[(t, p, s)]["real"] += int(r)
-    for t, p, s, b in zip(shards["type"], shards["partition"], shards["source"], shards["bytes"]):
-        rows[(t, p, s)]["bytes"] += b
-        rows[(t, p, s)]["shards"] += 1
+    for g in manifest.count_by(samples, ["type", "partition", "source"], sums=["real"]):
+        rows[(g["type"], g["partition"], g["source"])].update(pairs=g["count"], real=g["real"])
+    for g in manifest.count_by(shard_table.select(["type", "partition", "source", "bytes"]), ["type", "partition", "source"],
+                               sums=["bytes"]):
+        rows[(g["type"], g["partition"], g["source"])].update(bytes=g["bytes"], shards=g["count"])
     table = [
         {"type": t, "class_id": taxonomy.get(t).class_id, "group": taxonomy.get(t).group, "partition": p,
          "source": s, **v}
@@ -35,10 +34,10 @@ def stats(root: str | os.PathLike) -> dict[str, Any]:
         return dict(out)
 
     return {
-        "root": str(root), "pairs": len(samples["type"]), "shards": len(shards["shard"]),
-        "bytes": sum(shards["bytes"]), "types": len(total("type")), "by_type": total("type"),
+        "root": str(root), "pairs": samples.num_rows, "shards": shard_table.num_rows,
+        "bytes": sum(shard_table.column("bytes").to_pylist()), "types": len(total("type")), "by_type": total("type"),
         "by_group": total("group"), "by_partition": total("partition"), "by_source": total("source"),
-        "rejects": len(rejects), "rows": table,
+        "rejects": rejects, "rows": table,
     }
 
 

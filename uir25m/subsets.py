@@ -115,13 +115,8 @@ def names() -> tuple[str, ...]:
 
 def source_pair_counts(root: str | os.PathLike, partition: str = "train") -> dict[tuple[str, str], int]:
     """Source pairs per (type, source) in one partition: distinct (lq file, gt file, variant), so
-    tiles of one pair count once."""
-    cols = manifest.read_samples(root).select(["type", "source", "partition", "source_lq", "source_gt", "variant"]).to_pydict()
-    pairs: dict[tuple[str, str], set] = defaultdict(set)
-    for t, s, p, lq, gt, v in zip(cols["type"], cols["source"], cols["partition"], cols["source_lq"], cols["source_gt"], cols["variant"]):
-        if p == partition:
-            pairs[(t, s)].add((lq, gt, v))
-    return {k: len(v) for k, v in pairs.items()}
+    tiles of one pair count once (see manifest.source_pairs)."""
+    return manifest.source_pairs(root, partition)
 
 
 def weights(preset: Preset, counts: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], float]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from uir25m import atomic, card, manifest, reader, subsets, taxonomy
 from uir25m.shards import part_path
@@ -42,7 +43,8 @@ def make_subset(src: str | os.PathLike, preset: subsets.Preset, dst: str | os.Pa
         raise SubsetError("the subset must go to another folder")
     shards = manifest.read_shards(src)
     reader.check_column(shards.column("shard"), f"{src / manifest.SHARDS}", shards=True)
-    keep = [preset.selection(t, s) is not None for t, s in zip(shards.column("type").to_pylist(), shards.column("source").to_pylist())]
+    keep = [preset.selection(t, s) is not None for t, s in zip(shards.column("type").to_pylist(),
+                                                                shards.column("source").to_pylist())]  # per shard: thousands
     chosen = shards.filter(pa.array(keep))
     if not chosen.num_rows:
         present = sorted({f"{t}/{s}" for t, s in zip(shards.column("type").to_pylist(), shards.column("source").to_pylist())})
@@ -55,14 +57,20 @@ def make_subset(src: str | os.PathLike, preset: subsets.Preset, dst: str | os.Pa
             part = part_path(src, rel, suffix)
             if part.is_file():
                 _place(part, part_path(dst, rel, suffix), link)
-    samples = manifest.read_samples(src)
-    manifest.write_parquet(samples.filter(pc.is_in(samples.column("shard"), value_set=pa.array(paths))), dst / manifest.SAMPLES)
+    if not (src / manifest.SAMPLES).is_file():
+        manifest.read_samples(src)  # raises, saying what the folder is
+    wanted = pa.array(paths, pa.string())
+    schema = pq.ParquetFile(src / manifest.SAMPLES).schema_arrow
+    with manifest.ParquetSink(dst / manifest.SAMPLES, schema) as sink:  # a batch at a time: memory flat
+        for batch in pq.ParquetFile(src / manifest.SAMPLES).iter_batches(batch_size=65_536):
+            sink.write(pa.Table.from_batches([batch.filter(pc.is_in(batch.column("shard"), value_set=wanted))]))
     manifest.write_parquet(chosen, dst / manifest.SHARDS)
     rejects = manifest.read_parquet(src / manifest.REJECTS)
+    types = pa.array(sorted(set(chosen.column("type").to_pylist())) + [""], pa.string())
+    srcs = pa.array(sorted(set(chosen.column("source").to_pylist())), pa.string())
+    keep_rej = pc.and_(pc.is_in(rejects.column("source"), value_set=srcs), pc.is_in(rejects.column("type"), value_set=types))
+    manifest.write_parquet(rejects.filter(keep_rej), dst / manifest.REJECTS)
     types = set(chosen.column("type").to_pylist())
-    srcs = set(chosen.column("source").to_pylist())
-    keep_rej = [s in srcs and (t in types or t == "") for s, t in zip(rejects.column("source").to_pylist(), rejects.column("type").to_pylist())]
-    manifest.write_parquet(rejects.filter(pa.array(keep_rej, type=pa.bool_())), dst / manifest.REJECTS)
     info = manifest.read_build_json(src)
     pairs, size = sum(chosen.column("count").to_pylist()), sum(chosen.column("bytes").to_pylist())
     info["subset_of"] = {"fingerprint": info.get("fingerprint"), "path": str(src.resolve()), "preset": preset.name,
