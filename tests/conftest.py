@@ -48,8 +48,10 @@ def files():
 
 
 @pytest.fixture(autouse=True)
-def _no_crash_env(monkeypatch):
+def _no_crash_env(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("UIR_CRASH_AT", raising=False)
+    # the loader's default shard cache lives under the user's cache directory: not in tests
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
     yield
 
 

@@ -1,13 +1,23 @@
-"""Benchmark the streaming loader on full-size pairs against two baselines measured in the same run.
+"""The streaming loader side by side with a BasicSR-style folder loader over the very same images.
 
-    python tools/bench_stream.py [--pairs 64] [--width 1280] [--height 720] [--crop 256] [--workers 1 2] [--json]
+    python tools/bench_stream.py [--scenarios 256-short 256-long 512-short 512-long 720p]
+                                 [--workers 0 1 2] [--runs 5] [--batch 16] [--json]
 
-- decode floor: per pair, two PNG decodes (OpenCV, from bytes in memory) and a crop, one process;
-- a BasicSR-style folder loader: a torch Dataset reading the LQ and GT PNG files with cv2.imread,
-  one random crop window, flips, to tensors, through a DataLoader;
-- our loader on untiled shards (the same PNGs, shipped byte for byte) and on shards cut into
-  crop-size tiles (`uir-build build --tile`).
-All loaders: batch 16, crop 256, float tensors out; throughput after one warm-up batch.
+For each scenario (image size, pairs, crop, epochs) the pairs are written as PNG files once; our
+dataset is the untiled build of those files (their PNG bytes shipped as they are), so both
+loaders decode the same bytes. Then, for each number of workers, 5 alternating runs of each
+loader (ours, folder, ours, folder, ...), each run iterating the scenario's epochs after one
+warm-up batch (epoch boundaries and, for the folder loader, its epoch restarts included):
+
+- the folder loader at its best: a torch Dataset reading the LQ and GT PNG files with OpenCV
+  (single-threaded), a random crop, flips, to tensors; `shuffle=True`, `persistent_workers=True`
+  with workers, the same prefetch as ours;
+- ours: `make_loader(D, types="rs")` (an epoch = the scenario's pairs), workers living through
+  epochs.
+
+Prints the median pairs/s of each with the spread (min-max) and the ratio of the medians, and the
+decode floor (two PNG decodes and a crop per pair, one process) per worker. Short epochs (5
+batches) run 20 epochs; long ones 2.
 """
 from __future__ import annotations
 
@@ -16,9 +26,11 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,7 +40,27 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    width: int
+    height: int
+    pairs: int
+    crop: int
+    epochs: int
+
+
+SCENARIOS = {
+    "256-short": Scenario("256-short", 256, 256, 80, 128, 20),
+    "256-long": Scenario("256-long", 256, 256, 1216, 128, 2),
+    "512-short": Scenario("512-short", 512, 512, 80, 256, 20),
+    "512-long": Scenario("512-long", 512, 512, 464, 256, 2),
+    "720p": Scenario("720p", 1280, 720, 64, 256, 5),
+}
+
+
 def make_pairs(raw: Path, n: int, width: int, height: int) -> list[tuple[Path, Path]]:
+    """N pairs of textured PNGs in the Rain13K layout (LQ = GT + noise), from scikit-image's samples."""
     import skimage.data
 
     base = raw / "rain13k" / "train" / "Rain13K"
@@ -58,7 +90,6 @@ class FolderPairs(torch.utils.data.Dataset):
         return len(self.pairs)
 
     def __getitem__(self, i):
-        cv2.setNumThreads(1)
         lq_path, gt_path = self.pairs[i]
         lq, gt = cv2.imread(str(lq_path), cv2.IMREAD_COLOR), cv2.imread(str(gt_path), cv2.IMREAD_COLOR)
         h, w = gt.shape[:2]
@@ -72,25 +103,33 @@ class FolderPairs(torch.utils.data.Dataset):
         return {"lq": t(lq), "gt": t(gt)}
 
 
-def throughput(loader, batches: int) -> float:
-    """Pairs per second over `batches` batches after one warm-up batch (workers started)."""
+def _one_thread(_worker_id: int = 0) -> None:
+    cv2.setNumThreads(1)
+
+
+def folder_loader(pairs, crop: int, batch: int, workers: int):
+    kw = {"num_workers": workers, "drop_last": True, "shuffle": True, "batch_size": batch}
+    if workers:
+        kw.update(persistent_workers=True, worker_init_fn=_one_thread, prefetch_factor=2)
+    return torch.utils.data.DataLoader(FolderPairs(pairs, crop), **kw)
+
+
+def run(loader, epochs: int) -> float:
+    """Pairs per second over `epochs` epochs after one warm-up batch (its workers started)."""
     it = iter(loader)
     next(it)
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(batches):
-        try:
-            b = next(it)
-        except StopIteration:
-            it = iter(loader)
-            b = next(it)
+    n, t0 = 0, time.perf_counter()
+    for b in it:  # the rest of the first epoch
         n += len(b["lq"])
+    for _ in range(epochs - 1):
+        for b in loader:
+            n += len(b["lq"])
     return n / (time.perf_counter() - t0)
 
 
 def decode_floor(pairs, crop: int) -> float:
-    cv2.setNumThreads(1)
-    data = [(p[0].read_bytes(), p[1].read_bytes()) for p in pairs]
+    """Pairs per second of two PNG decodes and a crop, from bytes in memory, one process."""
+    data = [(p[0].read_bytes(), p[1].read_bytes()) for p in pairs[:64]]
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for lq_b, gt_b in data:
@@ -101,58 +140,74 @@ def decode_floor(pairs, crop: int) -> float:
     return len(data) / (time.perf_counter() - t0)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=int, default=64)
-    ap.add_argument("--width", type=int, default=1280)
-    ap.add_argument("--height", type=int, default=720)
-    ap.add_argument("--crop", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--batches", type=int, default=12)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-
+def bench_scenario(sc: Scenario, workers: list[int], runs: int, batch: int, tmp: Path) -> dict:
     import yaml
 
     from training.data import make_loader
     from uir25m import build, planner
 
+    raw = tmp / sc.name / "raw"
+    pairs = make_pairs(raw, sc.pairs, sc.width, sc.height)
+    recipe = tmp / sc.name / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "bench", "shard_size": 200, "sources": [{"source": "rain13k", "parts": ["train"]}]}))
+    plan, _ = planner.plan(planner.BuildSettings(recipe=str(recipe), raw=str(raw), tile=0))
+    build.run_build(plan, tmp / sc.name / "ds", workers=1, progress=False)
+    with_one_thread = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    floor = decode_floor(pairs, sc.crop)
+    cv2.setNumThreads(with_one_thread)
+    out = {"scenario": sc.__dict__, "batches_per_epoch": sc.pairs // batch, "decode_floor": floor, "workers": {}}
+    for w in workers:
+        ours, folder = [], []
+        for _ in range(runs):  # alternating, so a slow moment of the machine hits both alike
+            ours.append(run(make_loader(str(tmp / sc.name / "ds"), types="rs", batch_size=batch, crop=sc.crop,
+                                        num_workers=w, seed=0), sc.epochs))
+            folder.append(run(folder_loader(pairs, sc.crop, batch, w), sc.epochs))
+        o, f = statistics.median(ours), statistics.median(folder)
+        out["workers"][str(w)] = {"ours": o, "ours_spread": [min(ours), max(ours)], "folder": f,
+                                  "folder_spread": [min(folder), max(folder)], "ratio": o / f,
+                                  "per_worker_vs_floor": o / max(1, w) / floor}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--pairs", type=int, default=None, help="override every scenario's pairs (a quick run)")
+    ap.add_argument("--epochs", type=int, default=None, help="override every scenario's epochs (a quick run)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    import logging
+
+    logging.getLogger("uir.data").setLevel(logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+                         f"{platform.python_version()}, torch {torch.__version__}, OpenCV {cv2.__version__}",
+              "batch": a.batch, "runs": a.runs, "scenarios": []}
     try:
-        raw = tmp / "raw"
-        pairs = make_pairs(raw, args.pairs, args.width, args.height)
-        recipe = tmp / "r.yaml"
-        recipe.write_text(yaml.safe_dump({"name": "bench", "shard_size": 16, "sources": [{"source": "rain13k", "parts": ["train"]}]}))
-        for tile, out in ((0, "untiled"), (args.crop, "tiled")):
-            plan, _ = planner.plan(planner.BuildSettings(recipe=str(recipe), raw=str(raw), tile=tile))
-            build.run_build(plan, tmp / out, workers=2, progress=False)
-        floor = decode_floor(pairs, args.crop)
-        result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}",
-                  "pairs": args.pairs, "size": f"{args.width}x{args.height}", "crop": args.crop, "batch": args.batch,
-                  "decode_floor_pairs_per_s": floor, "workers": {}}
-        for w in args.workers:
-            folder = torch.utils.data.DataLoader(FolderPairs(pairs, args.crop), batch_size=args.batch, shuffle=True,
-                                                 num_workers=w, drop_last=True)
-            mk = lambda ds: make_loader(str(tmp / ds), types="rs", ratios={"rs": 50}, batch_size=args.batch,  # noqa: E731
-                                        crop=args.crop, num_workers=w, seed=0)
-            r = {"folder": throughput(folder, args.batches), "untiled": throughput(mk("untiled"), args.batches),
-                 "tiled": throughput(mk("tiled"), args.batches)}
-            r.update(untiled_vs_folder=r["untiled"] / r["folder"], tiled_vs_folder=r["tiled"] / r["folder"],
-                     untiled_per_worker_vs_floor=r["untiled"] / w / floor)
-            result["workers"][str(w)] = r
+        for name in a.scenarios:
+            sc = SCENARIOS[name]
+            if a.pairs or a.epochs:
+                sc = Scenario(sc.name, sc.width, sc.height, a.pairs or sc.pairs, sc.crop, a.epochs or sc.epochs)
+            report["scenarios"].append(bench_scenario(sc, a.workers, a.runs, a.batch, tmp))
+            shutil.rmtree(tmp / sc.name, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if a.json:
+        print(json.dumps(report, indent=2))
         return 0
-    print(f"machine: {result['machine']}")
-    print(f"{args.pairs} pairs of {args.width}x{args.height} PNG, crop {args.crop}, batch {args.batch}")
-    print(f"decode floor (2 decodes + crop, 1 process): {floor:.1f} pairs/s")
-    for w, r in result["workers"].items():
-        print(f"{w} worker(s): folder loader {r['folder']:.1f} pairs/s | ours untiled {r['untiled']:.1f} "
-              f"({r['untiled_vs_folder']:.2f}x folder, target >= 0.95; {r['untiled_per_worker_vs_floor']:.2f}x floor per "
-              f"worker, target >= 0.8) | ours tiled {r['tiled']:.1f} ({r['tiled_vs_folder']:.2f}x folder, target >= 2)")
+    print(f"machine: {report['machine']}; batch {a.batch}, median of {a.runs} alternating runs (min-max)")
+    for r in report["scenarios"]:
+        sc = r["scenario"]
+        print(f"{sc['name']}: {sc['pairs']} pairs of {sc['width']}x{sc['height']}, crop {sc['crop']}, "
+              f"{r['batches_per_epoch']} batches an epoch x {sc['epochs']} epochs; decode floor {r['decode_floor']:.0f} pairs/s")
+        for w, x in r["workers"].items():
+            print(f"  {w} worker(s): ours {x['ours']:7.1f} ({x['ours_spread'][0]:.0f}-{x['ours_spread'][1]:.0f})  "
+                  f"folder {x['folder']:7.1f} ({x['folder_spread'][0]:.0f}-{x['folder_spread'][1]:.0f})  "
+                  f"ratio {x['ratio']:.2f}  per worker vs floor {x['per_worker_vs_floor']:.2f}")
     return 0
 
 

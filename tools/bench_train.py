@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training import losses, masking
-from training.config import ModelConfig, PretrainConfig
+from training.config import ModelConfig, TrainConfig
 from training.pretrain import MaskDCPT
 
 PAPER = ["nafnet_w64", "restormer_base", "swinir_base", "promptir_base"]
@@ -55,10 +55,11 @@ def _time(step, device: torch.device, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def _setup(arch: str, kwargs: dict, device: torch.device, backend: str = "dense"):
+def _setup(arch: str, kwargs: dict, device: torch.device, backend: str = "dense", compile_classifier: bool = False):
     """(config, MaskDCPT task on `device`, its AdamW over `task.param_groups()` as training.loop
     builds it, the autocast context: bf16 on CUDA, none on CPU)."""
-    cfg = replace(PretrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2), mask_backend=backend)
+    cfg = replace(TrainConfig(), model=ModelConfig(arch=arch, kwargs=kwargs, classifier_blocks=2,
+                                                   compile_classifier=compile_classifier), mask_backend=backend)
     task = MaskDCPT(cfg).to(device)
     opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "name"} for g in task.param_groups()],
                             betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
@@ -68,8 +69,8 @@ def _setup(arch: str, kwargs: dict, device: torch.device, backend: str = "dense"
 
 
 def bench_arch(arch: str, kwargs: dict, batch: int, crop: int, steps: int, warmup: int,
-               device: torch.device, backend: str = "dense") -> dict:
-    cfg, task, opt_mask, autocast = _setup(arch, kwargs, device, backend)
+               device: torch.device, backend: str = "dense", compile_classifier: bool = False) -> dict:
+    cfg, task, opt_mask, autocast = _setup(arch, kwargs, device, backend, compile_classifier)
     unmasked = MaskDCPT(replace(cfg, mask_ratio=0.0)).to(device)
     unmasked.load_state_dict(task.state_dict())
     g = torch.Generator().manual_seed(0)
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--backend", choices=["dense", "spconv"], default="dense")
+    ap.add_argument("--compile-classifier", action="store_true", help="the classifier through torch.compile")
     ap.add_argument("--swinir-checkpoint", action="store_true", help="activation checkpointing for SwinIR")
     ap.add_argument("--data", help="also run MaskDCPT fed by the streaming loader from this dataset folder")
     ap.add_argument("--workers", type=int, nargs="*", default=[8], help="loader workers for --data (default 8)")
@@ -175,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = True
     machine = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
                "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-               "batch": a.batch, "crop": crop, "backend": a.backend, "bf16": device.type == "cuda"}
+               "batch": a.batch, "crop": crop, "backend": a.backend, "bf16": device.type == "cuda",
+               "compile_classifier": a.compile_classifier}
     rows = []
     for arch in archs:
         kwargs = {"use_checkpoint": True} if (a.swinir_checkpoint and arch.startswith("swinir")) else {}
-        rows.append(bench_arch(arch, kwargs, a.batch, crop, a.steps, a.warmup, device, a.backend))
+        rows.append(bench_arch(arch, kwargs, a.batch, crop, a.steps, a.warmup, device, a.backend, a.compile_classifier))
         gc.collect()  # the previous network's memory back before the next one's peak is measured
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -30,6 +30,10 @@ class DataConfig:
     num_workers: int = 4
     endpoint_url: str | None = None
     fault_budget: int = 64  # this many failed samples in a row of one stream end the run with an error
+    window: int = 2  # shards of a stream a node walks at a time (the shuffle scope)
+    cache_dir: str | None = None  # remote data: the node's shard cache (default $XDG_CACHE_HOME/uir25m/shards)
+    cache_limit: int | None = None  # bytes; default twice what the loader holds at once
+    allow_revision_change: bool = False  # resume a run whose data was read at another hf:// commit
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class ModelConfig:
     arch: str = "nafnet_w64"
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the architecture's builder
     classifier_blocks: int = 2  # bottlenecks per classifier stage
+    compile_classifier: bool = False  # run the classifier through torch.compile (same numbers, faster on GPUs)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_NOT_ESSENTIAL_DATA = ("fault_budget",)  # how the run reacts to bad data, not what it reads
+# how the run reacts to bad data and where it caches, not what it reads
+_NOT_ESSENTIAL_DATA = ("fault_budget", "cache_dir", "cache_limit", "allow_revision_change")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -166,7 +172,7 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise ConfigError(f"{where}: ema_decay must be in (0, 1)")
     positive = {"data.batch_size": cfg.data.batch_size, "data.crop": cfg.data.crop, "max_steps": cfg.max_steps,
                 "mask_patch": cfg.mask_patch, "log_every": cfg.log_every, "ckpt_every": cfg.ckpt_every,
-                "image_every": cfg.image_every, "data.fault_budget": cfg.data.fault_budget}
+                "image_every": cfg.image_every, "data.fault_budget": cfg.data.fault_budget, "data.window": cfg.data.window}
     for key, value in positive.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where}: {key} must be a whole number >= 1, not {value!r}")

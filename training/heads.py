@@ -1,7 +1,13 @@
 """The degradation-classification decoder of MaskDCPT (DCPT's "no image" classifier, written from
-the paper's description): ResNet-style stages with channels-first LayerNorm, fed level by level
+the paper's description): ResNet-style stages with a LayerNorm over channels, fed level by level
 with the backbone's taps weighted by learnable softmax-normalised scales, a global pool and a
-linear layer over all 19 degradation types."""
+linear layer over all 19 degradation types.
+
+On CUDA it runs in channels-last memory format and its LayerNorms are one fused `F.layer_norm`
+each over contiguous channels, with no copies (the written-out channels-first norm, 8 passes over
+the full-resolution tap, was the first suspect for the classifier's cost on the H100); on the CPU
+the written-out norm is the faster one and stays. Both give the same numbers to float rounding.
+`model.compile_classifier` runs it through `torch.compile`."""
 from __future__ import annotations
 
 import itertools
@@ -11,22 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.archs.layers import LayerNorm2d
 from uir25m import taxonomy
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over channels at every position (B x C x H x W)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        return (x - mu) / torch.sqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 class Bottleneck(nn.Module):
@@ -73,6 +65,8 @@ class DegradationClassifier(nn.Module):
             raise ValueError(f"expected {len(self.stages)} taps, got {len(taps)}")
         w = torch.softmax(self.scales, dim=0)
         x = None
+        if taps[0].is_cuda:  # channels-last: each LayerNorm one fused pass over contiguous channels
+            taps = [t.contiguous(memory_format=torch.channels_last) for t in taps]
         for i, (tap, stage) in enumerate(zip(taps, self.stages)):
             if self.downsample_taps and i > 0:
                 tap = F.interpolate(tap, scale_factor=0.5 ** i, mode="bilinear", align_corners=False)

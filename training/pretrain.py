@@ -37,6 +37,9 @@ class MaskDCPT(nn.Module):
                                                 downsample_taps=not self.backbone.tap_downsample)
         self.classes = sorted(classes) if classes else None
         self.mask_backend = masking.check_backend(cfg.mask_backend)
+        # compiled beside the module, not registered as one: the state dict keeps the module's own names
+        object.__setattr__(self, "_classify", torch.compile(self.classifier) if cfg.model.compile_classifier
+                           else self.classifier)
 
     def param_groups(self) -> list[dict[str, Any]]:
         o = self.cfg.optim
@@ -55,7 +58,7 @@ class MaskDCPT(nn.Module):
                                              patch=self.cfg.mask_patch, ratio=self.cfg.mask_ratio, device=x.device)
         with masking.use_backend(self.mask_backend):
             res = self.backbone.forward_pretrain(x, mask)
-        logits = losses.restrict(self.classifier(res["taps"]).float(), self.classes)
+        logits = losses.restrict(self._classify(res["taps"]).float(), self.classes)
         l1 = losses.l1(res["out"].float(), gt)
         focal = losses.focal(logits, target, self.cfg.focal_gamma)
         acc = (logits.argmax(-1) == target).float().mean()

@@ -222,13 +222,15 @@ def render(streams: list[Stream], *, title: str, summary: str, provenance: list[
     unknown = any(s.pairs is None for s in streams)
     types = sorted({s.code for s in streams}, key=lambda c: taxonomy.get(c).class_id)
     names = sorted({s.source for s in streams})
+    config_names = [c["config_name"] for c in fm["configs"]]
+    example = "5d" if "5d" in config_names else next((c for c in config_names if c != "all"), "all")  # one the card has
     body = [
         f"# {title}", "", summary, "",
         f"**{total:,}{'+' if unknown else ''} pairs**, {len(types)} degradation types, {len(names)} sources. "
         "Format: WebDataset shards of `<key>.lq.png`, `<key>.gt.png`, `<key>.json` (the label) and `<key>.cls`, "
         "with parquet manifests; the spec is docs/FORMAT.md of the uir25m project (UIR format v1).", "",
         "## Loading", "", "```python", "import datasets",
-        'ds = datasets.load_dataset("<this repo or folder>", "5d", split="train", streaming=True)',
+        f'ds = datasets.load_dataset("<this repo or folder>", "{example}", split="train", streaming=True)',
         'sample = next(iter(ds))  # lq.png, gt.png (PIL images), json (label), cls', "```", "",
         "Configs: " + ", ".join(f"`{c['config_name']}`" for c in fm["configs"]) + ".", "",
         "## Contents", "", *_counts_table(streams, show_bytes), "",

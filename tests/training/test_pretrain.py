@@ -165,3 +165,49 @@ def test_the_mask_backend_is_the_tasks_own_and_scoped_to_its_forward():
     assert seen == ["dense"] and masking.get_backend() == "dense"
     with pytest.raises(ValueError, match="known: dense, spconv"):
         MaskDCPT(replace(cfg, mask_backend="cuda-magic"))
+
+
+def test_the_classifier_computes_what_the_written_out_layernorm_computed():
+    """The fused channels-last LayerNorm gives the classifier's old outputs and gradients (the
+    channels-first norm written out by hand) to float rounding."""
+    from training import heads
+
+    class Old(torch.nn.Module):  # the norm the classifier used before
+        def __init__(self, norm):
+            super().__init__()
+            self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+        def forward(self, x):
+            mu = x.mean(1, keepdim=True)
+            var = (x - mu).pow(2).mean(1, keepdim=True)
+            return (x - mu) / torch.sqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
+
+    torch.manual_seed(0)
+    new = heads.DegradationClassifier([16, 32, 64], blocks=1)
+    import copy
+
+    old = copy.deepcopy(new)
+    for block in [b for stage in [*new.stages, new.last_stage] for b in stage]:  # the GPU's path, on the CPU
+        for norm in (block.norm1, block.norm2, block.norm3):
+            norm.impl = "fused"
+    for block in [b for stage in [*old.stages, old.last_stage] for b in stage]:
+        block.norm1, block.norm2, block.norm3 = Old(block.norm1), Old(block.norm2), Old(block.norm3)
+    taps = [torch.randn(2, c, s, s, requires_grad=True) for c, s in ((16, 32), (32, 16), (64, 8))]
+    a, b = new([t.contiguous(memory_format=torch.channels_last) for t in taps]), old(taps)
+    assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    ga = torch.autograd.grad(a.square().sum(), [*new.parameters()])
+    gb = torch.autograd.grad(b.square().sum(), [*old.parameters()])
+    for x, y in zip(ga, gb, strict=True):
+        assert torch.allclose(x, y, atol=1e-4, rtol=1e-3)
+
+
+def test_a_compiled_classifier_keeps_the_checkpoint_names():
+    from dataclasses import replace
+
+    from training.config import ModelConfig, TrainConfig
+    from training.pretrain import MaskDCPT
+
+    plain = MaskDCPT(replace(TrainConfig(), model=ModelConfig(arch="nafnet_tiny")))
+    compiled = MaskDCPT(replace(TrainConfig(), model=ModelConfig(arch="nafnet_tiny", compile_classifier=True)))
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    assert compiled._classify is not compiled.classifier  # the compiled wrapper runs the same module

@@ -9,7 +9,7 @@ import pytest
 from clirun import cli
 from trees import TREES, make_tree
 
-from uir25m import catalog, planner, sources
+from uir25m import planner, sources
 from uir25m.sources import discover
 
 

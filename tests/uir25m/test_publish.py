@@ -203,3 +203,13 @@ def test_push_refuses_an_incomplete_dataset(ds, tmp_path):
         publish.files(bad)
     with pytest.raises(publish.PublishError, match="unknown target"):
         publish.push(ds, "ftp://x/y")
+
+
+def test_the_cards_loading_example_names_a_config_the_card_has(ds):
+    """A dataset without 5d's sources (the demo: source skimage) gets an example config it defines."""
+    import re
+
+    text = (ds / "README.md").read_text()
+    config = re.search(r'load_dataset\("<this repo or folder>", "([^"]+)"', text).group(1)
+    names = re.findall(r"- config_name: (\S+)", text)
+    assert config in names and config != "5d" or "5d" in names

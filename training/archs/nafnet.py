@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training import masking
+from training.archs.layers import LayerNorm2d
 from training.archs import register_arch, unwrap
 
 __all__ = ["LayerNorm2d", "NAFBlock", "NAFNet", "SimpleGate", "checkpoint_filter_fn", "nafnet_tiny", "nafnet_w32",
@@ -39,21 +40,6 @@ __all__ = ["LayerNorm2d", "NAFBlock", "NAFNet", "SimpleGate", "checkpoint_filter
 
 
 # ---------------------------------------------------------------------------------------------- blocks
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of a B x C x H x W map (per pixel). megvii's NAFNet uses eps 1e-6,
-    MaskDCPT's NAFNetBaseline nn.LayerNorm's 1e-5; parameters `weight`, `bias` either way."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
-        return y.permute(0, 3, 1, 2).contiguous()
 
 
 class SimpleGate(nn.Module):
@@ -83,8 +69,8 @@ class NAFBlock(nn.Module):
         ffn = c * ffn_expand
         self.conv4 = nn.Conv2d(c, ffn, kernel_size=1, bias=True)
         self.conv5 = nn.Conv2d(ffn // 2, c, kernel_size=1, bias=True)
-        self.norm1 = LayerNorm2d(c, norm_eps)
-        self.norm2 = LayerNorm2d(c, norm_eps)
+        self.norm1 = LayerNorm2d(c, norm_eps, contiguous=True, impl="fused")
+        self.norm2 = LayerNorm2d(c, norm_eps, contiguous=True, impl="fused")
         self.dropout1 = nn.Dropout(drop_out_rate) if drop_out_rate > 0 else nn.Identity()
         self.dropout2 = nn.Dropout(drop_out_rate) if drop_out_rate > 0 else nn.Identity()
         self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))

@@ -154,6 +154,8 @@ class UIRDataset(IterableDataset):
             else:
                 step, pos = walk.next()
                 ident = ("sample", reader_id, k, step)
+                if not fast and step % max(1, walk.lookahead // 2) == 0 and self.catalog.root.remote:
+                    self.catalog.prefetch(s, walk.upcoming_shards(walk.lookahead))  # about the next window
                 if fast:
                     if ident in self.known_faults:
                         continue
@@ -180,15 +182,18 @@ class UIRDataset(IterableDataset):
     def _finish(self, sample: tuple, crop: PairedCrop, seed: int) -> dict[str, Any]:
         key, label, lq, gt = sample
         lq, gt = crop(lq, gt, seed)
-        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[..., ::-1].transpose(2, 0, 1))).float().div_(255.0)
-        return {"lq": to_tensor(lq), "gt": to_tensor(gt), "class_id": label["class_id"], "key": str(key),
+        chw = lambda a: torch.from_numpy(np.ascontiguousarray(a[..., ::-1].transpose(2, 0, 1)))  # RGB uint8
+        return {"lq": chw(lq), "gt": chw(gt), "class_id": label["class_id"], "key": str(key),
                 "type": label["type"], "source": label["source"], "label": label}
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images, keep labels as lists; `faults` gathers what readers skipped."""
+    """Stack images and make them float in [0, 1] (once per batch: samples travel as uint8, a
+    quarter of the bytes between processes), keep labels as lists; `faults` gathers what readers
+    skipped."""
     return {
-        "lq": torch.stack([s["lq"] for s in samples]), "gt": torch.stack([s["gt"] for s in samples]),
+        "lq": torch.stack([s["lq"] for s in samples]).float().div_(255.0),
+        "gt": torch.stack([s["gt"] for s in samples]).float().div_(255.0),
         "class_id": torch.tensor([s["class_id"] for s in samples], dtype=torch.long),
         "key": [s["key"] for s in samples], "type": [s["type"] for s in samples],
         "source": [s["source"] for s in samples], "label": [s["label"] for s in samples],

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ import cv2
 import torch
 from torch.utils.data import DataLoader
 
+from training.data.cache import ShardCache, default_dir
 from training.data.dataset import FAULT_BUDGET, UIRDataset, collate
 from training.data.readers import WINDOW, ranks_per_node
 from training.data.streams import Catalog, catalog_from_dataset, catalog_from_shards, expand_urls, stream_summary
@@ -38,8 +40,9 @@ class UIRDataLoader(DataLoader):
     """A DataLoader that knows where it is: `state_dict()` / `load_state_dict()` for checkpoints,
     `set_epoch()`, and counts of what it skipped (`faults`, `fault_log`)."""
 
-    def __init__(self, dataset: UIRDataset, **kwargs: Any):
+    def __init__(self, dataset: UIRDataset, *, allow_revision_change: bool = False, **kwargs: Any):
         super().__init__(dataset, batch_size=dataset.batch_size, collate_fn=collate, **kwargs)
+        self.allow_revision_change = allow_revision_change
         self.position = 0  # batches handed out since the start (all epochs)
         self.fault_log: list[tuple] = []
         self.faults: Counter[str] = Counter()
@@ -67,15 +70,27 @@ class UIRDataLoader(DataLoader):
                  stream_summary(d.catalog.streams))
         return hashlib.sha256(repr(ident).encode()).hexdigest()[:16]
 
+    @property
+    def revision(self) -> str:
+        """The commit every file is read at (hf://), "" for data without revisions."""
+        root = self.dataset.catalog.root
+        return root.revision if root is not None else ""
+
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "consumed": self.consumed, "faults": [list(f) for f in self.fault_log],
-                "fingerprint": self._fingerprint(), "walk": WALK}
+                "fingerprint": self._fingerprint(), "walk": WALK, "revision": self.revision}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("walk") != WALK:
             theirs = state.get("walk", "the per-epoch walk of uir25m 0.1")
             raise ValueError(f"the checkpoint's loader position counts another walk ({theirs}; this loader's is "
                              f"{WALK}): its position cannot be restored")
+        theirs = state.get("revision", "")
+        if theirs != self.revision and not self.allow_revision_change:
+            raise ValueError(f"the checkpoint read the data at revision {theirs or '(none)'}, this loader reads "
+                             f"{self.revision or '(none)'}: the offsets may point into other bytes. Pin the old one "
+                             f"(hf://user/name@{theirs[:12] or 'REV'}), or pass allow_revision_change=True "
+                             "(data.allow_revision_change=true) to resume anyway")
         if state.get("fingerprint") != self._fingerprint():
             raise ValueError("the loader's data, preset, seed, batch size, crop, workers or ranks differ from the "
                              "checkpoint's: its position cannot be restored")
@@ -160,6 +175,9 @@ def make_loader(
     endpoint_url: str | None = None,
     fault_budget: int = FAULT_BUDGET,
     window: int = WINDOW,
+    cache_dir: str | os.PathLike | None = None,
+    cache_limit: int | None = None,
+    allow_revision_change: bool = False,
 ) -> UIRDataLoader:
     """A DataLoader over a UIR dataset (a folder, `file://`, `s3://bucket/prefix` or `hf://user/name`
     holding manifests/) or over bare shards (a list or brace pattern of paths or URLs, `pipe:` too).
@@ -170,6 +188,12 @@ def make_loader(
     ratios per type. Rank and world size default to torch.distributed or RANK / WORLD_SIZE; ranks per
     node to LOCAL_WORLD_SIZE. `window`: shards of a stream a node walks at a time (the walk's
     shuffle scope). The workers start once and live through epoch boundaries.
+
+    A remote dataset (s3://, hf://user/name[@revision]) is read shard by shard into a node-local
+    cache: `cache_dir` (default: $XDG_CACHE_HOME/uir25m/shards), at most `cache_limit` bytes
+    (default: twice what the loader holds at once, see `cache_needs`; less than that is refused).
+    An hf:// revision is resolved to its commit once; `allow_revision_change` lets a loader resume a
+    state recorded at another commit.
     """
     for name, value, low in (("batch_size", batch_size, 1), ("crop", crop, 1), ("num_workers", num_workers, 0),
                              ("fault_budget", fault_budget, 1), ("window", window, 1)):
@@ -184,6 +208,8 @@ def make_loader(
     bare = not isinstance(source, str) or source.endswith(".tar") or source.startswith("pipe:") or "{" in source
     catalog = (catalog_from_shards(expand_urls(source), preset, partition, endpoint_url) if bare
                else catalog_from_dataset(source, preset, partition, endpoint_url))
+    if not bare and catalog.root.remote:
+        attach_cache(catalog, cache_dir, cache_limit, window)
     dataset = UIRDataset(catalog, batch_size=batch_size, crop=crop, flips=flips, seed=seed, rank=rank,
                          world_size=world_size, num_workers=num_workers, strict=strict, fault_budget=fault_budget,
                          local_world_size=local_world_size or ranks_per_node(world_size), window=window)
@@ -193,7 +219,34 @@ def make_loader(
     kwargs: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
     if num_workers > 0 and prefetch_factor:
         kwargs["prefetch_factor"] = prefetch_factor
-    return UIRDataLoader(dataset, **kwargs)
+    return UIRDataLoader(dataset, allow_revision_change=allow_revision_change, **kwargs)
+
+
+def cache_needs(catalog: Catalog, window: int) -> tuple[int, int, int]:
+    """(bytes, streams, largest shard) a node's shard cache must hold at once: every stream has
+    its current window open, the window its slowest reader is still on, and the next one being
+    prefetched: streams x 3 x window x the largest shard."""
+    read = {sh for s in catalog.streams for sh in s.shards}
+    largest = max((catalog.shard_info.get(sh, (0, ""))[0] for sh in read), default=0)
+    return len(catalog.streams) * 3 * window * largest, len(catalog.streams), largest
+
+
+def attach_cache(catalog: Catalog, cache_dir: str | os.PathLike | None, cache_limit: int | None, window: int) -> ShardCache:
+    """Give a remote catalogue's root its node-local shard cache."""
+    need, streams, largest = cache_needs(catalog, window)
+    limit = 2 * need if cache_limit is None else int(cache_limit)
+    if limit < need:
+        raise ValueError(f"cache_limit {limit:,} bytes is below what this loader holds at once: {streams} streams x 3 "
+                         f"windows x {window} shard(s) x the largest shard ({largest:,} bytes) = {need:,} bytes")
+    root = catalog.root
+    slug = hashlib.sha256(root.ident.encode()).hexdigest()[:16]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.ident.split("://", 1)[-1])[:80]
+    folder = Path(cache_dir or default_dir()) / f"{name}-{slug}"
+    shards = {sh for s in catalog.streams for sh in s.shards}
+    root.cache = ShardCache(folder, limit, root.fetch, {k: v for k, v in catalog.shard_info.items() if k in shards},
+                            keep=window)
+    log.info("shard cache %s: up to %.1f GB (this loader holds up to %.1f GB at once)", folder, limit / 1e9, need / 1e9)
+    return root.cache
 
 
 

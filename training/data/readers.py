@@ -100,7 +100,10 @@ class Walk:
         self._order = None if in_order else np.argsort(stream.shard_id, kind="stable")
         total = int(counts[self.shards].sum())
         self.per_pass = max(0, -(-(total - self.index) // self.readers))  # ceil((total - index) / readers)
+        # how far ahead a remote reader looks for shards to prefetch: about one window of its positions
+        self.lookahead = max(4, self.window * total // max(1, len(self.shards)) // self.readers)
         self.pass_no, self.step, self._mine, self._i = -1, 0, np.empty(0, np.int64), 0
+        self._following: tuple[int, np.ndarray] | None = None  # the next pass, when made early
 
     def pass_positions(self, pass_no: int) -> np.ndarray:
         """This reader's positions in pass `pass_no`, in walk order."""
@@ -123,15 +126,27 @@ class Walk:
             raise RuntimeError(f"stream {self.stream.code}/{self.stream.source}: reader has no sample of it")
         while self._i >= len(self._mine):
             self.pass_no += 1
-            self._mine, self._i = self.pass_positions(self.pass_no), 0
+            self._mine, self._i = self._upcoming_pass(), 0
+            self._following = None
         pos = int(self._mine[self._i])
         self._i += 1
         self.step += 1
         return self.step - 1, pos
 
+    def _upcoming_pass(self) -> np.ndarray:
+        """The positions of pass `pass_no` (made once, whether for prefetch or for the walk)."""
+        if self._following is not None and self._following[0] == self.pass_no:
+            return self._following[1]
+        return self.pass_positions(self.pass_no)
+
     def upcoming_shards(self, n: int) -> list[int]:
-        """The shards this reader reads next (the current window and the one after), for prefetch."""
-        ahead = self._mine[self._i:self._i + n] if self._i < len(self._mine) else self.pass_positions(self.pass_no + 1)[:n]
+        """The shards of this reader's next `n` positions (into the next pass near a pass's end),
+        for prefetch."""
+        ahead = self._mine[self._i:self._i + n]
+        if len(ahead) < n:
+            if self._following is None or self._following[0] != self.pass_no + 1:
+                self._following = (self.pass_no + 1, self.pass_positions(self.pass_no + 1))
+            ahead = np.concatenate([ahead, self._following[1][:n - len(ahead)]])
         return list(dict.fromkeys(int(self.stream.shard_id[p]) for p in ahead))
 
 

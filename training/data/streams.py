@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,7 @@ class Catalog:
     streams: list[Stream]
     root: Root | None
     endpoint_url: str | None = None
+    shard_info: dict[str, tuple[int, str]] = field(default_factory=dict)  # shard -> (bytes, sha256)
 
     @property
     def weights(self) -> np.ndarray:
@@ -71,8 +72,13 @@ class Catalog:
         go, gs, jo, js, lo, ls = (int(v) for v in stream.spans[pos])
         if min(go, gs, js, ls) < 0 or not (go + gs <= jo and jo + js <= lo):
             raise reader.DatasetError("bad_span", f"members at {go}+{gs}, {jo}+{js}, {lo}+{ls}: not gt, json, lq in order")
-        region = self.root.read(stream.shards[stream.shard_id[pos]], go, lo + ls - go)
+        region = self.root.read(stream.shards[stream.shard_id[pos]], go, lo + ls - go, group=f"{stream.code}/{stream.source}")
         return region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
+
+    def prefetch(self, stream: Stream, shard_ids) -> None:
+        """Ask the shard cache (remote roots) to fetch these shards of `stream` in the background."""
+        if self.root is not None and self.root.cache is not None:
+            self.root.cache.prefetch(stream.shards[i] for i in shard_ids)
 
     def shares(self) -> dict[str, float]:
         """Effective share of draws per type (as `uir-train shares` reports it)."""
@@ -124,7 +130,9 @@ def catalog_from_dataset(root_url: str, preset: subsets.Preset, partition: str, 
     if not streams:
         raise ValueError(f"{root_url}: the {partition} partition holds none of preset {preset.name!r}'s (type, source) pairs")
     streams.sort(key=lambda st: (taxonomy.get(st.code).class_id, st.source))
-    return Catalog(streams, root, endpoint_url)
+    info = dict(zip(shards.column("shard").to_pylist(), zip(shards.column("bytes").to_pylist(),
+                                                            shards.column("sha256").to_pylist())))
+    return Catalog(streams, root, endpoint_url, info)
 
 
 def _read_index(root: Root) -> tuple[dict[str, list[str]], dict[str, np.ndarray], pa.Array, np.ndarray]:
