@@ -89,12 +89,13 @@ def samples_table(n: int | None = None, seed: int = 0, streams: Streams | None =
                 **{f"{f}_offset": off[f].tolist() for f in ("cls", "gt", "json", "lq")},
                 **{f"{f.split('.')[0]}_size": [s] * m for f, s in MEMBER.items()},
                 "lq_sha256": [os.urandom(32).hex() for _ in range(m)], "gt_sha256": [os.urandom(32).hex() for _ in range(m)],
+                "online": [False] * m, "clean_key": [""] * m,
             }
             tables.append(pa.Table.from_pydict(add, schema=manifest.SAMPLES_SCHEMA))
             shard_rows.append({"shard": shard, "partition": partition, "group": t.group, "type": code,
                                "class_id": t.class_id, "source": source, "count": m,
                                "bytes": int(off["lq"][-1] + MEMBER["lq.png"] + 1024), "sha256": os.urandom(32).hex(),
-                               "source_pairs": m})
+                               "source_pairs": m, "kind": "samples"})
         first += count
     return pa.concat_tables(tables).combine_chunks(), shard_rows
 
@@ -173,6 +174,7 @@ def make_real(root: Path, n: int | None = None, *, streams: Streams | None = Non
             cols[f"{f}_offset"] = pa.array([o for o, _ in pairs], pa.int64())
             cols[f"{f}_size"] = pa.array([s for _, s in pairs], pa.int64())
         cols["lq_sha256"], cols["gt_sha256"] = pa.array(shas["lq"]), pa.array(shas["gt"])
+        cols["online"], cols["clean_key"] = pa.array([False] * r["count"]), pa.array([""] * r["count"])
         parts.append(pa.table(cols, schema=manifest.SAMPLES_SCHEMA))
     with manifest.ParquetSink(root / manifest.SAMPLES, manifest.SAMPLES_SCHEMA) as sink:
         for p in parts:

@@ -34,6 +34,7 @@ class DataConfig:
     cache_dir: str | None = None  # remote data: the node's shard cache (default $XDG_CACHE_HOME/uir25m/shards)
     cache_limit: int | None = None  # bytes; default twice what the loader holds at once
     allow_revision_change: bool = False  # resume a run whose data was read at another hf:// commit
+    online: str = "fixed"  # online samples (an --online build): the label's params, or "fresh" ones every epoch
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class TrainConfig:
         d = to_dict(self)
         keep = {k: d[k] for k in ("task", "init", "ema_decay", "seed", "mask_patch", "mask_ratio", "focal_weight",
                                   "focal_gamma", "data", "model", "optim")}
-        keep["data"] = {k: v for k, v in keep["data"].items() if k not in _NOT_ESSENTIAL_DATA}
+        keep["data"] = {k: v for k, v in keep["data"].items() if k not in _NOT_ESSENTIAL_DATA
+                        and not (k == "online" and v == "fixed")}  # the default: runs from before it resume
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -166,6 +168,8 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         raise ConfigError(f"{where}: task must be pretrain or finetune, not {cfg.task!r}")
     if cfg.optim.schedule not in ("constant", "cosine"):
         raise ConfigError(f"{where}: optim.schedule must be constant or cosine, not {cfg.optim.schedule!r}")
+    if cfg.data.online not in ("fixed", "fresh"):
+        raise ConfigError(f"{where}: data.online must be fixed or fresh, not {cfg.data.online!r}")
     if cfg.mask_backend not in ("dense", "spconv"):
         raise ConfigError(f"{where}: mask_backend must be dense or spconv, not {cfg.mask_backend!r}")
     if cfg.ema_decay is not None and not 0.0 < cfg.ema_decay < 1.0:

@@ -179,7 +179,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False, mod
                          partition=d.partition, batch_size=d.batch_size, crop=d.crop, num_workers=d.num_workers,
                          seed=cfg.seed, rank=rank, world_size=world, endpoint_url=d.endpoint_url,
                          pin_memory=device.type == "cuda", fault_budget=d.fault_budget, window=d.window,
-                         cache_dir=d.cache_dir, cache_limit=d.cache_limit, allow_revision_change=d.allow_revision_change)
+                         cache_dir=d.cache_dir, cache_limit=d.cache_limit, allow_revision_change=d.allow_revision_change,
+                         online=d.online)
     step = 0
     ckpt = out / LAST
     if resume:

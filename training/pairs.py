@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from training.data import catalog_from_dataset, decode, preset_for
+from training.data.online import Synthesiser
 from uir25m import subsets
 
 
@@ -32,6 +33,7 @@ def iter_pairs(source: str, *, partition: str = "test", subset: str | subsets.Pr
     OSError naming the shard and the key (evaluation must not silently drop test images)."""
     catalog = catalog_from_dataset(source, preset_for(subset, types), partition, endpoint_url)
     taken: dict[str, int] = {}
+    synth = Synthesiser("fixed", 0)
     for stream in catalog.streams:
         for pos in range(stream.samples or 0):
             if per_type is not None and taken.get(stream.code, 0) >= per_type:
@@ -39,11 +41,20 @@ def iter_pairs(source: str, *, partition: str = "test", subset: str | subsets.Pr
             shard = stream.shards[stream.shard_id[pos]]
             key = stream.key(pos)
             try:
-                gt_bytes, json_bytes, lq_bytes = catalog.read_sample(stream, pos)
-                label = json.loads(json_bytes)
-                lq = cv2.cvtColor(decode(lq_bytes), cv2.COLOR_BGR2RGB)
-                gt = cv2.cvtColor(decode(gt_bytes), cv2.COLOR_BGR2RGB)
-            except (OSError, ValueError) as e:
+                clean_id = -1 if stream.clean_id is None else int(stream.clean_id[pos])
+                if clean_id >= 0:  # an online sample (format 1.2): made as the offline build stores it
+                    label = json.loads(catalog.read_label(stream, pos))
+                    clean = synth.cached(clean_id)
+                    if clean is None:
+                        clean = synth.decode(clean_id, catalog.read_clean(clean_id), f"{shard} clean image")
+                    lq, gt, label = synth.make(label, clean, 0)
+                    lq, gt = np.ascontiguousarray(lq[..., ::-1]), np.ascontiguousarray(gt[..., ::-1])
+                else:
+                    gt_bytes, json_bytes, lq_bytes = catalog.read_sample(stream, pos)
+                    label = json.loads(json_bytes)
+                    lq = cv2.cvtColor(decode(lq_bytes), cv2.COLOR_BGR2RGB)
+                    gt = cv2.cvtColor(decode(gt_bytes), cv2.COLOR_BGR2RGB)
+            except (OSError, ValueError, cv2.error) as e:
                 raise OSError(f"{source}: {shard} sample {key}: {e}") from None
             taken[stream.code] = taken.get(stream.code, 0) + 1
             yield Pair(key, stream.code, stream.source, label, lq, gt)

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from uir25m import __version__, codec, executors, manifest, taxonomy
+from uir25m import __version__, codec, degrade, executors, manifest, taxonomy
 from uir25m.shards import CACHE_DIR, ShardTask, ShardWorker, TaskResult, WorkerConfig, crashpoint, is_done, part_path
 
 MODES = ("resume", "overwrite")
@@ -47,15 +47,16 @@ class BuildPlan:
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     plan_rejects: tuple[Mapping[str, str], ...] = ()
     locations: Mapping[str, Any] = field(default_factory=dict)  # where the sources are: recorded, not fingerprinted
+    online: bool = False  # synthetic samples made by the loader from stored clean images (format 1.2)
 
     @property
     def pairs(self) -> int:
-        return sum(len(t.items) for t in self.tasks)
+        return sum(len(t.items) for t in self.tasks if t.kind == "samples")
 
     def worker_config(self, out: str | os.PathLike, strict: bool = False) -> WorkerConfig:
         """The shard worker's settings for writing this plan into `out` (overrides as plain dicts)."""
         overrides = {k: {lk: dict(lv) for lk, lv in v.items()} for k, v in self.overrides.items()}
-        return WorkerConfig(str(out), self.seed, self.png_level, overrides, strict)
+        return WorkerConfig(str(out), self.seed, self.png_level, overrides, strict, self.online)
 
     def fingerprint(self) -> str:
         """sha256 of what determines the output bytes: versions, recipe, settings, inputs, items."""
@@ -63,7 +64,7 @@ class BuildPlan:
         head = {
             "format_version": manifest.FORMAT_VERSION, "versions": library_versions(), "seed": self.seed,
             "recipe": self.recipe, "settings": self.settings, "png_level": self.png_level,
-            "overrides": self.overrides,
+            "overrides": self.overrides, **({"online": True} if self.online else {}),
         }
         h.update(manifest.canonical_json(head).encode())
         quote = manifest.json_string
@@ -173,6 +174,8 @@ def _run_locked(plan: BuildPlan, out: Path, *, workers: int, mode: str, strict: 
         "status": "running", "fingerprint": fp,
         "recipe": plan.recipe, "settings": plan.settings, "locations": dict(plan.locations), "versions": library_versions(),
         "encoder": codec.encoder_settings(plan.png_level), "tasks": len(plan.tasks), "pairs_planned": plan.pairs,
+        # online (format 1.2): what the loader needs to make the pairs, and what its pixels depend on
+        "online": {"overrides": plan.overrides, "engine": degrade.engine_versions()} if plan.online else False,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     manifest.write_build_json(out, info)
@@ -218,17 +221,25 @@ def _fail_on_plan_rejects(plan: BuildPlan) -> None:
 
 
 def merge(out: Path, plan: BuildPlan) -> dict[str, Any]:
-    """Stream the parts into samples/shards/rejects.parquet (in shard order) and check the
-    accounting. Columnar: memory holds the shipped (source, path) columns and one stream's source
-    pairs at a time, never a Python object per sample."""
+    """Stream the parts into samples/shards/rejects (and, online, clean) .parquet in shard order,
+    and check the accounting. Columnar: memory holds the shipped (source, path) columns and one
+    stream's source pairs at a time, never a Python object per sample."""
     shard_rows: list[dict[str, Any]] = []
     shipped_parts: list[pa.Table] = []
     by_partition: Counter[str] = Counter()
     stream, pairs_seen = None, set()
-    with manifest.ParquetSink(out / manifest.SAMPLES, manifest.SAMPLES_SCHEMA) as sink:
+    clean = manifest.ParquetSink(out / manifest.CLEAN, manifest.CLEAN_SCHEMA) if plan.online else contextlib.nullcontext()
+    with manifest.ParquetSink(out / manifest.SAMPLES, manifest.SAMPLES_SCHEMA) as sink, clean as clean_sink:
         for task in plan.tasks:
             part = manifest.read_parquet(part_path(out, task.shard))
             meta = {k.decode(): v.decode() for k, v in (part.schema.metadata or {}).items()}
+            row = {"shard": task.shard, "partition": task.partition, "source": task.source, "count": int(meta["count"]),
+                   "bytes": int(meta["bytes"]), "sha256": meta["sha256"], "kind": task.kind}
+            if task.kind == "clean":
+                clean_sink.write(part)
+                shipped_parts.append(pa.table({"source": part.column("source"), "path": part.column("path")}))
+                shard_rows.append({**row, "group": "clean", "type": "", "class_id": -1, "source_pairs": 0})
+                continue
             sink.write(part)
             for column in ("source_gt", "source_lq"):
                 shipped_parts.append(pa.table({"source": part.column("source"), "path": part.column(column)}))
@@ -238,12 +249,8 @@ def merge(out: Path, plan: BuildPlan) -> dict[str, Any]:
             pairs_seen.update(pc.binary_join_element_wise(part.column("source_lq"), part.column("source_gt"),
                                                           part.column("variant"), "\x1f").to_pylist())
             by_partition[task.partition] += part.num_rows
-            shard_rows.append({
-                "shard": task.shard, "partition": task.partition, "group": taxonomy.get(task.code).group,
-                "type": task.code, "class_id": taxonomy.get(task.code).class_id, "source": task.source,
-                "count": int(meta["count"]), "bytes": int(meta["bytes"]), "sha256": meta["sha256"],
-                "source_pairs": len(pairs_seen) - before,
-            })
+            shard_rows.append({**row, "group": taxonomy.get(task.code).group, "type": task.code,
+                               "class_id": taxonomy.get(task.code).class_id, "source_pairs": len(pairs_seen) - before})
     reject_tables = [manifest.read_parquet(p) for p in sorted((out / manifest.PARTS).glob("*.rejects.parquet"))]
     rejects = pa.concat_tables(reject_tables) if reject_tables else manifest.REJECTS_SCHEMA.empty_table()
     if rejects.num_rows:
@@ -279,9 +286,10 @@ def account(
         raise AccountingError(f"{len(missing)} input(s) neither shipped nor rejected: {listing}")
     not_shipped = rejects.filter(pc.invert(pc.is_in(reject_keys, value_set=shipped_keys)))
     by_reason = {g["reason"]: g["count"] for g in manifest.count_by(not_shipped.select(["reason"]), ["reason"])}
+    samples = [r for r in shard_rows if r.get("kind", "samples") == "samples"]
     return {
-        "name": plan.name, "pairs": sum(r["count"] for r in shard_rows), "shards": len(shard_rows),
-        "bytes": sum(r["bytes"] for r in shard_rows), "types": len({r["type"] for r in shard_rows}),
+        "name": plan.name, "pairs": sum(r["count"] for r in samples), "shards": len(shard_rows),
+        "bytes": sum(r["bytes"] for r in shard_rows), "types": len({r["type"] for r in samples}),
         "pairs_by_partition": dict(sorted(by_partition.items())),
         "inputs": len(input_keys), "shipped": pc.sum(pc.is_in(input_keys, value_set=shipped_keys)).as_py() or 0,
         "rejected": pc.sum(pc.is_in(input_keys, value_set=rejected_keys)).as_py() or 0,

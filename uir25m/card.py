@@ -34,6 +34,7 @@ class Stream:
     pairs: int | None  # None: unknown (a recipe's expected count)
     real: int | None  # how many of them are real captures
     bytes: int | None = None
+    online: int = 0  # how many the loader makes from stored clean images (format 1.2)
 
     @property
     def group(self) -> str:
@@ -44,13 +45,14 @@ class Stream:
 
 def dataset_streams(root: str | os.PathLike) -> list[Stream]:
     """Streams of a built dataset, from its manifests (grouped columnar)."""
-    samples = manifest.read_sample_columns(root, ["partition", "type", "source", "real"])
+    samples = manifest.read_sample_columns(root, ["partition", "type", "source", "real", "online"])
     size = {(g["partition"], g["type"], g["source"]): g["bytes"] for g in manifest.count_by(
-        manifest.read_shards(root).select(["partition", "type", "source", "bytes"]), ["partition", "type", "source"],
-        sums=["bytes"])}
+        manifest.sample_kinds(manifest.read_shards(root)).select(["partition", "type", "source", "bytes"]),
+        ["partition", "type", "source"], sums=["bytes"])}
     return sorted((Stream(g["partition"], g["type"], g["source"], g["count"], g["real"],
-                          size.get((g["partition"], g["type"], g["source"]), 0))
-                   for g in manifest.count_by(samples, ["partition", "type", "source"], sums=["real"])), key=_order)
+                          size.get((g["partition"], g["type"], g["source"]), 0), g["online"])
+                   for g in manifest.count_by(samples, ["partition", "type", "source"], sums=["real", "online"])),
+                  key=_order)
 
 
 def recipe_streams(recipe: recipes.Recipe) -> list[Stream]:
@@ -96,26 +98,39 @@ def _splits(streams: list[Stream], globs) -> list[dict[str, Any]]:
     return out
 
 
-def configs(streams: list[Stream]) -> list[dict[str, Any]]:
-    """HF configs: all (default), single, mixed, every preset with a stream present, every type."""
-    out = [{"config_name": "all", "data_files": _splits(streams, lambda s: [f"data/{s.partition}/**/*.tar"]), "default": True}]
+def _config_streams(streams: list[Stream]) -> list[tuple[str, list[Stream], Any]]:
+    """(config name, its streams, their path globs): all, single, mixed, every preset with a
+    stream present, every type."""
+    out: list[tuple[str, list[Stream], Any]] = [("all", streams, lambda s: [f"data/{s.partition}/**/*.tar"])]
     for group in taxonomy.GROUPS:
         mine = [s for s in streams if s.group == group]
         if mine:
-            out.append({"config_name": group, "data_files": _splits(mine, lambda s: [f"data/{s.partition}/{s.group}/**/*.tar"])})
+            out.append((group, mine, lambda s: [f"data/{s.partition}/{s.group}/**/*.tar"]))
     for name in subsets.names():
         preset = subsets.load(name)
         if name in taxonomy.GROUPS or name == "all":
             continue
         mine = [s for s in streams if preset.selection(s.code, s.source)]
         if mine:
-            out.append({"config_name": name, "data_files": _splits(
-                mine, lambda s: [f"data/{s.partition}/{s.group}/{s.code}/{s.code}-{s.source}-*.tar"])})
+            out.append((name, mine, lambda s: [f"data/{s.partition}/{s.group}/{s.code}/{s.code}-{s.source}-*.tar"]))
     for code in taxonomy.CODES:
         mine = [s for s in streams if s.code == code]
         if mine:
-            out.append({"config_name": code, "data_files": _splits(mine, lambda s: [f"data/{s.partition}/{s.group}/{s.code}/*.tar"])})
+            out.append((code, mine, lambda s: [f"data/{s.partition}/{s.group}/{s.code}/*.tar"]))
     return out
+
+
+def configs(streams: list[Stream]) -> list[dict[str, Any]]:
+    """HF configs: all (default), single, mixed, every preset with a stream present, every type."""
+    out = [{"config_name": name, "data_files": _splits(mine, globs)} for name, mine, globs in _config_streams(streams)]
+    out[0]["default"] = True
+    return out
+
+
+def online_configs(streams: list[Stream]) -> list[str]:
+    """The configs with online samples (format 1.2): through `datasets` their samples give the label
+    and class only; the loader makes the pixels."""
+    return [name for name, mine, _ in _config_streams(streams) if any(s.online for s in mine)]
 
 
 def _licence(names: list[str]) -> dict[str, str]:
@@ -235,6 +250,16 @@ def render(streams: list[Stream], *, title: str, summary: str, provenance: list[
         "Configs: " + ", ".join(f"`{c['config_name']}`" for c in fm["configs"]) + ".", "",
         "## Contents", "", *_counts_table(streams, show_bytes), "",
     ]
+    online = online_configs(streams)
+    if online:
+        made = sum(s.online for s in streams)
+        body += ["## Online samples", "",
+                 f"{made:,} of the {total:,} pairs are online: their shards hold the label (`json`) and class (`cls`) "
+                 "only, and the clean images they are made from lie once each in `clean/` (listed in "
+                 "`manifests/clean.parquet`). The uir25m loader (`training.data.make_loader`) makes their LQ and GT "
+                 "from the clean image, the label's tile, level and seed, pixel for pixel as an offline build "
+                 "stores them; through `datasets` these samples have no `lq.png` / `gt.png`. Configs that need "
+                 "the loader: " + ", ".join(f"`{c}`" for c in online) + ".", ""]
     if chart:
         body += [f"![pairs per type]({CHART})", ""]
     body += ["## Presets and repeat sampling", "",
@@ -287,6 +312,11 @@ def dataset_card(root: str | os.PathLike) -> Path:
         ", ".join(f"{k} {v}" for k, v in sorted((info.get("versions") or {}).items())),
         f"- encoder: {json.dumps(info.get('encoder', {}), sort_keys=True)}",
     ]
+    if isinstance(info.get("online"), dict):
+        engine = info["online"].get("engine") or {}
+        provenance.append("- online samples made with the degradation engine " +
+                          ", ".join(f"{k} {v}" for k, v in sorted(engine.items())) +
+                          " (the loader's pixels equal an offline build's with these versions)")
     if info.get("subset_of"):
         provenance.append(f"- subset of a dataset with fingerprint `{str(info['subset_of'].get('fingerprint', ''))[:16]}`, "
                           f"preset `{info['subset_of'].get('preset')}`")

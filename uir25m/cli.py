@@ -13,7 +13,7 @@ def _demo(args: argparse.Namespace) -> int:
     from uir25m import build, demo
 
     settings = demo.DemoSettings(per_type=args.per_type, test_per_type=args.test_per_type,
-                                 size=args.size, seed=args.seed, shard_size=args.shard_size)
+                                 size=args.size, seed=args.seed, shard_size=args.shard_size, online=args.online)
     plan = demo.plan(settings)
     summary = build.run_build(plan, args.out, workers=args.workers, mode=args.mode,
                               strict=args.strict, progress=not (args.json or args.quiet))
@@ -28,7 +28,7 @@ def _build(args: argparse.Namespace) -> int:
     if not args.dry_run and not args.out:
         raise ValueError("--out is required (or use --dry-run)")
     settings = planner.BuildSettings(recipe=args.recipe, raw=args.root, seed=args.seed, tile=args.tile,
-                                     shard_size=args.shard_size, source_dirs=dirs)
+                                     shard_size=args.shard_size, source_dirs=dirs, online=args.online)
     plan, report = planner.plan(settings)
     log = sys.stderr if args.json else sys.stdout
     for line in report.lines():
@@ -186,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--mode", choices=("resume", "overwrite"), default="resume",
                    help="resume an interrupted build of the same plan (default) or start over")
     d.add_argument("--strict", action="store_true", help="fail on the first bad input instead of rejecting it")
+    d.add_argument("--online", action="store_true",
+                   help="store each clean image once; the loader makes the degraded pairs (format 1.2)")
     d.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_demo)
@@ -205,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="build seed (default 0)")
     b.add_argument("--mode", choices=("resume", "overwrite"), default="resume")
     b.add_argument("--strict", action="store_true", help="fail on the first bad input, naming the file and the reason")
+    b.add_argument("--online", action="store_true",
+                   help="synthetic types: store each clean image once, the loader makes the pairs (format 1.2); "
+                        "captured pairs stay stored")
     b.add_argument("--dry-run", action="store_true", help="plan, then print tasks, items, estimated bytes and time")
     b.add_argument("--json", action="store_true")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -11,7 +11,7 @@ from typing import Any
 
 from uir25m import manifest, recipes, taxonomy
 from uir25m.build import BuildPlan
-from uir25m.shards import Item, chunk_stream, mark_shared_gts
+from uir25m.shards import Item, chunk_stream, clean_tasks, mark_shared_gts
 from uir25m.sources import CleanImage
 from uir25m.sources.embedded import SOURCE, demo_images
 
@@ -24,6 +24,7 @@ class DemoSettings:
     seed: int = 0
     recipe: str = "demo"
     shard_size: int | None = None  # default: the recipe's
+    online: bool = False  # every type as online samples over the stored clean images (format 1.2)
 
 
     def __post_init__(self) -> None:
@@ -87,9 +88,11 @@ def plan(settings: DemoSettings) -> BuildPlan:
                                       shard_size=settings.shard_size or recipe.shard_size)
     tasks = mark_shared_gts(tasks)
     _check_keys(tasks)
+    if settings.online:
+        tasks += clean_tasks(tasks, settings.shard_size or recipe.shard_size)
     stats = {im.relpath: os.stat(os.path.join(root, im.relpath)) for im in images}
     inputs = tuple((SOURCE, rel, st.st_size, st.st_mtime_ns) for rel, st in stats.items())
-    used = {it.gt for t in tasks for it in t.items}
+    used = {it.gt for t in tasks for it in t.items if t.kind == "samples"}
     excluded = tuple(
         {"source": SOURCE, "path": im.relpath, "reason": "excluded_by_recipe",
          "detail": "not needed for the requested --per-type/--test-per-type", "stage": "plan", "type": ""}
@@ -103,6 +106,7 @@ def plan(settings: DemoSettings) -> BuildPlan:
         name=recipe.name, seed=settings.seed, tasks=tuple(sorted(tasks, key=lambda t: t.shard)), inputs=inputs,
         recipe=recipe.resolved(), settings=settings_dict, png_level=recipe.png_level,
         overrides={c: dict(r.params) for c, r in recipe.synthetic.items() if r.params}, plan_rejects=excluded,
+        online=settings.online,
     )
 
 

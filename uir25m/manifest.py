@@ -22,7 +22,10 @@ from uir25m import taxonomy
 from uir25m.atomic import atomic_open
 
 FORMAT_VERSION = 1  # the label's `format_version` (its schema)
-FORMAT_REVISION = 1  # additions readers may look for: 1 = format 1.1 (shards.parquet `source_pairs`)
+# additions readers may look for: 1 = format 1.1 (shards.parquet `source_pairs`); 2 = format 1.2
+# (online samples: samples.parquet `online` and `clean_key`, shards.parquet `kind`, clean shards and
+# manifests/clean.parquet)
+FORMAT_REVISION = 2
 FIELDS = ("cls", "gt.png", "json", "lq.png")  # the tar members of every sample, in tar order
 PARTITIONS = ("train", "test")
 SOURCE_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")  # no hyphens: `<code>-<source>-*.tar` globs stay exact
@@ -31,8 +34,10 @@ MAX_SOURCE_LEN = 32
 SAMPLES = "manifests/samples.parquet"
 SHARDS = "manifests/shards.parquet"
 REJECTS = "manifests/rejects.parquet"
+CLEAN = "manifests/clean.parquet"
 PARTS = "manifests/parts"
 BUILD_JSON = "build.json"
+KINDS = ("samples", "clean")  # shards.parquet `kind`: sample shards, or clean images for online samples
 
 
 class FormatError(ValueError):
@@ -80,6 +85,46 @@ def shard_parts(path: str) -> tuple[str, str, str] | None:
         return None
     partition = parts[-4] if len(parts) >= 4 and parts[-4] in PARTITIONS else ""
     return partition, code, source
+
+
+def clean_key(source: str, relpath: str) -> str:
+    """`clean_{source}_{digest}`: the key of a clean image stored for online samples (digest: the
+    first 16 hex of sha256 over the source and the path, joined by the unit separator)."""
+    check_source(source)
+    digest = hashlib.sha256("\x1f".join((source, relpath)).encode("utf-8")).hexdigest()[:16]
+    key = f"clean_{source}_{digest}"
+    if not KEY_RE.match(key):
+        raise FormatError(f"key {key!r} breaks the key rule")
+    return key
+
+
+def clean_shard_relpath(partition: str, source: str, index: int) -> str:
+    """`clean/<partition>/<source>/<source>-<000000>.tar`: outside data/, so the dataset card's
+    configs (data/...) never mix clean images with samples."""
+    if partition not in PARTITIONS:
+        raise FormatError(f"invalid partition {partition!r}; one of {', '.join(PARTITIONS)}")
+    return f"clean/{partition}/{check_source(source)}/{source}-{index:06d}.tar"
+
+
+def sample_kinds(shards: pa.Table) -> pa.Table:
+    """shards.parquet without its clean-image shards (format 1.2): the rows with a type."""
+    if "kind" not in shards.column_names:
+        return shards
+    return shards.filter(pa.compute.equal(shards.column("kind"), "samples"))
+
+
+def clean_kinds(shards: pa.Table) -> pa.Table:
+    """shards.parquet's clean-image shards (format 1.2; none in an older or offline dataset)."""
+    if "kind" not in shards.column_names:
+        return shards.slice(0, 0)
+    return shards.filter(pa.compute.equal(shards.column("kind"), "clean"))
+
+
+def read_clean(root: str | os.PathLike) -> pa.Table:
+    """manifests/clean.parquet (format 1.2): the clean images of an online dataset; empty when the
+    dataset has none."""
+    path = Path(root) / CLEAN
+    return read_parquet(path) if path.is_file() else CLEAN_SCHEMA.empty_table()
 
 
 def format_tile(tile: Sequence[int] | None) -> str:
@@ -171,6 +216,9 @@ SAMPLES_SCHEMA = pa.schema(
     + [pa.field("shard", pa.string(), nullable=False), pa.field("index", pa.int64(), nullable=False)]
     + [pa.field(c, pa.int64(), nullable=False) for c in MEMBER_COLUMNS]
     + [pa.field("lq_sha256", pa.string(), nullable=False), pa.field("gt_sha256", pa.string(), nullable=False)]
+    # format 1.2: an online sample stores only its cls and json members; the loader makes its GT
+    # from the clean image `clean_key` (clean.parquet) and its LQ with the degradation engine
+    + [pa.field("online", pa.bool_(), nullable=False), pa.field("clean_key", pa.string(), nullable=False)]
 )
 SHARDS_SCHEMA = pa.schema([
     pa.field("shard", pa.string(), nullable=False),
@@ -185,6 +233,23 @@ SHARDS_SCHEMA = pa.schema([
     # format 1.1: the source pairs (distinct LQ file, GT file, variant) whose first sample is in
     # this shard, so that a stream's shards sum to its source pairs (the repeat-sampling weight)
     pa.field("source_pairs", pa.int64(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),  # format 1.2: samples | clean
+])
+CLEAN_SCHEMA = pa.schema([  # format 1.2: one row per clean image stored for online samples
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("partition", pa.string(), nullable=False),
+    pa.field("path", pa.string(), nullable=False),  # relative to the source root (the samples' source_gt)
+    pa.field("shard", pa.string(), nullable=False),
+    pa.field("json_offset", pa.int64(), nullable=False),
+    pa.field("json_size", pa.int64(), nullable=False),
+    pa.field("png_offset", pa.int64(), nullable=False),
+    pa.field("png_size", pa.int64(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False),  # of the PNG bytes
+    pa.field("width", pa.int64(), nullable=False),
+    pa.field("height", pa.int64(), nullable=False),
+    pa.field("source_format", pa.string(), nullable=False),
+    pa.field("conversions", pa.string(), nullable=False),  # JSON list, as the labels' (without "gt:")
 ])
 REJECTS_SCHEMA = pa.schema([
     pa.field("source", pa.string(), nullable=False),
@@ -282,7 +347,8 @@ def read_shards(root: str | os.PathLike) -> pa.Table:
     path = Path(root) / SHARDS
     if not path.is_file():
         raise FileNotFoundError(f"{root}: not a UIR dataset (no {SHARDS})")
-    return read_parquet(path)
+    table = read_parquet(path)
+    return table if "kind" in table.column_names else with_added_columns(table, table.column_names + ["kind"])
 
 
 def source_pairs(root: str | os.PathLike, partition: str = "train", shards: pa.Table | None = None) -> dict[tuple[str, str], int]:
@@ -290,7 +356,7 @@ def source_pairs(root: str | os.PathLike, partition: str = "train", shards: pa.T
     tiles of one pair count once. From shards.parquet's `source_pairs` (format 1.1); for a 1.0
     dataset, counted from samples.parquet one stream at a time (its rows are in shard order, a
     stream's shards adjacent), so memory is bounded by the largest stream."""
-    shards = read_shards(root) if shards is None else shards
+    shards = sample_kinds(read_shards(root) if shards is None else shards)
     part = shards.filter(pa.compute.equal(shards.column("partition"), partition))
     if "source_pairs" in shards.column_names:
         return {(g["type"], g["source"]): g["source_pairs"]
@@ -328,7 +394,26 @@ def read_sample_columns(root: str | os.PathLike, columns: Sequence[str]) -> pa.T
     path = Path(root) / SAMPLES
     if not path.is_file():
         read_samples(root)  # raises with the build's state in the message
-    return pq.read_table(path, columns=list(columns))
+    present = set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=[c for c in columns if c in present or c not in ADDED_COLUMNS])
+    return with_added_columns(table, columns)
+
+
+# columns added after format 1.0, and their value in a dataset written before them
+ADDED_COLUMNS: dict[str, tuple[pa.DataType, Any]] = {
+    "online": (pa.bool_(), False), "clean_key": (pa.string(), ""),  # samples.parquet, format 1.2
+    "kind": (pa.string(), "samples"),  # shards.parquet, format 1.2
+}
+
+
+def with_added_columns(table: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
+    """`table` with the wanted added columns (all, if `columns` is None) that it lacks filled with
+    their old-format value, so readers of a 1.0/1.1 dataset see what a 1.2 one says."""
+    for name in (ADDED_COLUMNS if columns is None else [c for c in columns if c in ADDED_COLUMNS]):
+        if name not in table.column_names:
+            kind, value = ADDED_COLUMNS[name]
+            table = table.append_column(name, pa.repeat(pa.scalar(value, kind), table.num_rows))
+    return table.select(list(columns)) if columns is not None else table
 
 
 def count_by(table: pa.Table, keys: Sequence[str], sums: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from uir25m import atomic, recipes, sources
 from uir25m.build import BuildPlan
-from uir25m.shards import Item, chunk_stream, mark_shared_gts
+from uir25m.shards import Item, chunk_stream, clean_tasks, mark_shared_gts
 from uir25m.sources import FileIndex, SourceSpec, discover, walk
 
 
@@ -24,6 +24,7 @@ class BuildSettings:
     tile: int | None = None  # overrides the recipe's tile
     shard_size: int | None = None  # overrides the recipe's shard_size
     source_dirs: dict[str, str] = field(default_factory=dict)  # name -> folder, overriding the search
+    online: bool = False  # synthetic types as online samples over stored clean images (format 1.2)
 
     def __post_init__(self) -> None:
         if self.tile is not None and (self.tile < 0 or 0 < self.tile < 16):
@@ -108,6 +109,8 @@ def plan(settings: BuildSettings) -> tuple[BuildPlan, PlanReport]:
         if items:
             tasks += chunk_stream(items, partition=partition, code=code, source=source, root=roots[source], shard_size=shard_size)
     tasks = mark_shared_gts(tasks)
+    if settings.online:
+        tasks += clean_tasks(tasks, shard_size)
     resolved = recipe.resolved()
     plan_ = BuildPlan(
         name=recipe.name, seed=settings.seed, tasks=tuple(sorted(tasks, key=lambda t: t.shard)),
@@ -117,6 +120,7 @@ def plan(settings: BuildSettings) -> tuple[BuildPlan, PlanReport]:
         png_level=recipe.png_level,
         overrides={c: dict(r.params) for c, r in recipe.synthetic.items() if r.params},
         plan_rejects=tuple(sorted(rejects, key=lambda r: (r["source"], r["path"], r["reason"]))),
+        online=settings.online,
     )
     return plan_, report
 

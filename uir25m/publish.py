@@ -17,7 +17,8 @@ from uir25m import atomic, card, manifest, reader
 if TYPE_CHECKING:
     import pyarrow as pa
 
-TOP_FILES = ("README.md", card.CHART, manifest.BUILD_JSON, manifest.SAMPLES, manifest.SHARDS, manifest.REJECTS)
+TOP_FILES = ("README.md", card.CHART, manifest.BUILD_JSON, manifest.SAMPLES, manifest.SHARDS, manifest.REJECTS,
+             manifest.CLEAN)  # clean.parquet: online datasets only (format 1.2)
 HUB_MAX_FILES = 100_000  # per repository
 HUB_MAX_ENTRIES = 10_000  # per folder (a commit that breaks it is rejected)
 HUB_MAX_FILE = 500 * 10**9  # hard limit per file
@@ -33,7 +34,8 @@ def _shards(root: Path, shards: pa.Table | None) -> pa.Table:
 
 
 def files(root: str | os.PathLike, *, shards: pa.Table | None = None) -> list[str]:
-    """What a push sends: the shards, the three merged manifests, build.json, the card and chart.
+    """What a push sends: the shards (with an online dataset's clean shards), the merged manifests,
+    build.json, the card and chart.
     `shards`: shards.parquet when the caller has read it already."""
     root = Path(root)
     shard_paths = _shards(root, shards).column("shard").to_pylist()

@@ -61,9 +61,9 @@ def check_relpath(path: object, where: str) -> str:
 
 
 def check_shard_path(path: object, where: str) -> str:
-    """A shard path: safe, under data/, ending in .tar."""
+    """A shard path: safe, under data/ (or clean/, format 1.2), ending in .tar."""
     check_relpath(path, where)
-    if not (path.startswith("data/") and path.endswith(".tar")):
+    if not (path.startswith(("data/", "clean/")) and path.endswith(".tar")):
         raise DatasetError("unsafe_path", f"{where}: shard path {path!r} is not data/.../<name>.tar")
     return path
 

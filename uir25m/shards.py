@@ -57,10 +57,11 @@ class Item:
 class ShardTask:
     shard: str  # relpath of the tar under the output root
     partition: str
-    code: str
+    code: str  # "" for a clean-image shard
     source: str
     root: str  # absolute source root
     items: tuple[Item, ...]
+    kind: str = "samples"  # or "clean": the clean images of online samples, once each (format 1.2)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class WorkerConfig:
     png_level: int = codec.DEFAULT_PNG_LEVEL
     overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # code -> level -> spec
     strict: bool = False
+    online: bool = False  # synthetic samples store only cls + json; their clean images go to clean shards
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,24 @@ def mark_shared_gts(tasks: list[ShardTask]) -> list[ShardTask]:
         items = tuple(replace(it, share_gt=True) if (t.source, it.gt, it.tile) in shared and not it.share_gt
                       else it for it in t.items)  # only the shared ones change (replace is slow)
         out.append(replace(t, items=items))
+    return out
+
+
+def clean_tasks(tasks: Iterable[ShardTask], shard_size: int) -> list[ShardTask]:
+    """The clean-image shards of an online build: every clean image that a synthetic item
+    degrades, once per (partition, source), sorted by path and cut into shards of `shard_size`."""
+    images: dict[tuple[str, str, str], set[str]] = {}
+    for t in tasks:
+        for it in t.items:
+            if not it.lq:
+                images.setdefault((t.partition, t.source, t.root), set()).add(it.gt)
+    out = []
+    for (partition, source, root), paths in sorted(images.items()):
+        ordered = sorted(paths)
+        for index, start in enumerate(range(0, len(ordered), shard_size)):
+            items = tuple(Item("", source, partition, "", "", False, gt) for gt in ordered[start:start + shard_size])
+            out.append(ShardTask(manifest.clean_shard_relpath(partition, source, index), partition, "", source, root,
+                                 items, kind="clean"))
     return out
 
 
@@ -232,29 +252,70 @@ class ShardWorker:
         rejects: list[dict[str, Any]] = []
         with ShardTarWriter(out / task.shard) as tar:
             for item in task.items:
+                if task.kind == "clean":
+                    row = self._clean(tar, task, item, rejects)
+                    if row is not None:
+                        rows.append(row)
+                    continue
                 for sample in self._samples(task, item, rejects):
                     rows.append(self._add(tar, task, sample, len(rows)))
                     crashpoint("mid_shard")
         crashpoint("after_shard_rename")
         if rejects:
             manifest.write_parquet(manifest.table(rejects, REJECTS_SCHEMA), part_path(out, task.shard, ".rejects"))
-        shard_meta = {"shard": task.shard, "count": str(len(rows)), "bytes": str(tar.size), "sha256": tar.sha256}
-        manifest.write_parquet(manifest.table(rows, SAMPLES_SCHEMA), part_path(out, task.shard), shard_meta)
+        shard_meta = {"shard": task.shard, "count": str(len(rows)), "bytes": str(tar.size), "sha256": tar.sha256,
+                      "kind": task.kind}
+        schema = manifest.CLEAN_SCHEMA if task.kind == "clean" else SAMPLES_SCHEMA
+        manifest.write_parquet(manifest.table(rows, schema), part_path(out, task.shard), shard_meta)
         crashpoint("after_part")
         return len(rows), tar.size, len(rejects)
 
     def _add(self, tar: ShardTarWriter, task: ShardTask, sample: tuple, index: int) -> dict[str, Any]:
+        """Write one sample's members; an online sample (no LQ / GT bytes) has only cls and json,
+        its image members are recorded with offset and size 0."""
         label, lq_bytes, gt_bytes = sample
+        online = lq_bytes is None
         members = {"cls": str(label.class_id).encode(), "gt.png": gt_bytes, "json": label.to_json_bytes(), "lq.png": lq_bytes}
         row: dict[str, Any] = dict(label.__dict__)
         for name in FIELDS:
             data = members[name]
             short = name.split(".")[0]
+            if data is None:
+                row[f"{short}_offset"] = row[f"{short}_size"] = 0
+                continue
             row[f"{short}_offset"] = tar.add(f"{label.key}.{name}", data)
             row[f"{short}_size"] = len(data)
-        row.update(shard=task.shard, index=index, lq_sha256=hashlib.sha256(lq_bytes).hexdigest(),
-                   gt_sha256=hashlib.sha256(gt_bytes).hexdigest())
+        row.update(shard=task.shard, index=index, online=online,
+                   lq_sha256="" if online else hashlib.sha256(lq_bytes).hexdigest(),
+                   gt_sha256="" if online else hashlib.sha256(gt_bytes).hexdigest(),
+                   clean_key=manifest.clean_key(task.source, label.source_gt) if online else "")
         return row
+
+    def _clean(self, tar: ShardTarWriter, task: ShardTask, item: Item, rejects: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """One clean image of an online build: `<key>.json` (its record) and `<key>.png` (the image,
+        whole: the file itself when it is an 8-bit RGB PNG, else encoded once)."""
+        try:
+            decoded, _ = self._decoded_gt(task.root, item.gt)
+        except _Reject as r:
+            if self.config.strict:
+                first = r.rows[0]
+                raise ValueError(f"{Path(task.root) / first['path']}: {first['reason']}: {first['detail']}") from None
+            for row in r.rows:
+                row = {"source": task.source, "type": "", **row}
+                if row not in rejects:
+                    rejects.append(row)
+            return None
+        png = decoded.raw if decoded.passthrough else codec.encode_png(decoded.pixels, self.config.png_level)
+        key = manifest.clean_key(task.source, item.gt)
+        w, h = decoded.size
+        record = {"key": key, "source": task.source, "partition": task.partition, "path": item.gt, "width": w,
+                  "height": h, "source_format": decoded.source_format,
+                  "conversions": manifest.canonical_json(list(decoded.conversions))}
+        blob = manifest.canonical_json(record).encode("utf-8")
+        json_offset = tar.add(f"{key}.json", blob)
+        png_offset = tar.add(f"{key}.png", png)
+        return {**record, "shard": task.shard, "json_offset": json_offset, "json_size": len(blob),
+                "png_offset": png_offset, "png_size": len(png), "sha256": hashlib.sha256(png).hexdigest()}
 
     def _samples(self, task: ShardTask, item: Item, rejects: list[dict[str, Any]]) -> Iterator[tuple]:
         """The item's samples; rejects go to `rejects` (one row per file and reason), or raise in
@@ -352,6 +413,8 @@ class ShardWorker:
         return [item.tile] if item.tile else tile_grid(width, height, item.tile_size)
 
     def _synthetic(self, task: ShardTask, item: Item) -> Iterator[tuple]:
+        """The item's samples: the degraded LQ and the GT of each tile; in an online build only the
+        label (the loader makes the pixels from the clean image and the label's seed and level)."""
         gt_dec, gt_ident = self._decoded_gt(task.root, item.gt)
         conversions = [f"gt:{c}" for c in gt_dec.conversions]
         override = self.config.overrides.get(item.code, {}).get(item.level)
@@ -360,14 +423,17 @@ class ShardWorker:
             tile_s = manifest.format_tile(tile)
             key = item.key(tile_s)
             seed = sample_seed(self.config.seed, key)
-            gt_bytes = self._encoded(item, gt_dec, tile, gt_ident)
-            gt_pix = codec.crop(gt_dec.pixels, tile)
+            tw, th = (tile[2], tile[3]) if tile else (w, h)
+            gt_bytes = lq_bytes = None
+            if not self.config.online:
+                gt_bytes = self._encoded(item, gt_dec, tile, gt_ident)
             try:
                 params = degrade.sample(item.code, np.random.default_rng(seed), item.level, override)
-                lq_bytes = codec.encode_png(degrade.apply(item.code, gt_pix, params), self.config.png_level)
+                if not self.config.online:
+                    lq_bytes = codec.encode_png(degrade.apply(item.code, codec.crop(gt_dec.pixels, tile), params),
+                                                self.config.png_level)
             except Exception as e:  # noqa: BLE001 - a degradation bug must not lose the input silently
                 raise _Reject((item.gt, "degrade_failed", f"{item.code}/{item.level} {tile_s}: {type(e).__name__}: {e}", "degrade")) from None
-            th, tw = gt_pix.shape[:2]
             yield self._label(item, key, tile_s, tw, th, seed, params, "synthetic", gt_dec.source_format, conversions), lq_bytes, gt_bytes
 
     def _captured(self, task: ShardTask, item: Item) -> Iterator[tuple]:

@@ -39,7 +39,8 @@ from uir25m import manifest, reader
 BLOCK = 512
 _SHORT = [f.split(".")[0] for f in manifest.FIELDS]  # cls, gt, json, lq
 _COLUMNS = list(dict.fromkeys([*manifest.LABEL_COLUMNS, "shard", "index", *manifest.MEMBER_COLUMNS,
-                               "lq_sha256", "gt_sha256"]))
+                               "lq_sha256", "gt_sha256", "online", "clean_key"]))
+CLEAN_FIELDS = ("json", "png")  # the members of a clean image (format 1.2), in tar order
 _JSON = pj.ParseOptions(explicit_schema=manifest.LABEL_SCHEMA, unexpected_field_behavior="error")
 
 
@@ -48,38 +49,22 @@ def _padded(size: np.ndarray) -> np.ndarray:
 
 
 def _check_shard(root: Path, shard: dict[str, Any], rows: pa.Table, decode: bool) -> list[dict[str, str]]:
-    rel = shard["shard"]
-    problems: list[dict[str, str]] = []
-
-    def bad(problem: str, key: str = "") -> None:
-        problems.append({"shard": rel, "key": key, "problem": problem})
-
-    path = root / rel
-    try:
-        st = os.stat(path)
-    except OSError:
-        bad("missing")
+    data, problems, bad = _open_shard(root, shard, rows.num_rows, "samples in samples.parquet")
+    if data is None:
         return problems
-    if not stat.S_ISREG(st.st_mode):
-        bad("not a regular file")
-        return problems
-    with open(path, "rb") as f:
-        data = f.read()
-    size = len(data)
-    if size != shard["bytes"]:
-        bad(f"size {size} != {shard['bytes']} in shards.parquet")
-    if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-        bad("sha256 differs from shards.parquet")
-    n = rows.num_rows
-    if n != shard["count"]:
-        bad(f"{n} samples in samples.parquet, {shard['count']} in shards.parquet")
+    size, n = len(data), rows.num_rows
     keys = [str(k) for k in rows.column("key").to_pylist()]
     for k in keys:
         if not manifest.KEY_RE.match(k):
             bad(f"key {k!r} breaks the key rule", k)
     offset = np.stack([rows.column(f"{s}_offset").to_numpy(zero_copy_only=False) for s in _SHORT], axis=1).astype(np.int64)
     length = np.stack([rows.column(f"{s}_size").to_numpy(zero_copy_only=False) for s in _SHORT], axis=1).astype(np.int64)
-    broken = _check_spans(offset, length, size, keys, bad)
+    online = (manifest.with_added_columns(rows, ["online"]).column("online").to_numpy(zero_copy_only=False)
+              .astype(bool))
+    absent = np.zeros_like(offset, dtype=bool)  # an online sample (format 1.2) has no gt / lq member
+    absent[:, 1] = absent[:, 3] = online
+    _check_online(rows, online, offset, length, keys, bad)
+    broken = _check_spans(offset, length, size, keys, bad, absent=absent)
     _check_headers(data, offset, length, broken, keys, bad)
     _check_layout(data, offset, length, broken, bad)
     view = memoryview(data)  # members as views: no copy of the shard's bytes
@@ -89,10 +74,11 @@ def _check_shard(root: Path, shard: dict[str, Any], rows: pa.Table, decode: bool
         members[i][j] = b""
     for j, side in ((3, "lq"), (1, "gt")):
         want = rows.column(f"{side}_sha256").to_pylist()
-        for i in range(n):
+        for i in np.flatnonzero(~online):
             if hashlib.sha256(members[i][j]).hexdigest() != want[i]:
                 bad(f"{side} bytes differ from their sha256", keys[i])
                 broken[i, j] = True
+    broken &= ~absent
     _check_labels(rows, [m[2] for m in members], broken[:, 2], keys, bad)
     for i, cls in enumerate(rows.column("class_id").to_pylist()):
         if members[i][0] != str(cls).encode():
@@ -101,7 +87,7 @@ def _check_shard(root: Path, shard: dict[str, Any], rows: pa.Table, decode: bool
         width, height = rows.column("width").to_pylist(), rows.column("height").to_pylist()
         for i in range(n):
             for j, side in ((3, "lq"), (1, "gt")):
-                if broken[i, j]:
+                if broken[i, j] or absent[i, j]:
                     continue  # reported already: decoding what is known broken proves nothing
                 try:
                     pixels = reader.decode_bgr(members[i][j], f"{side} member")
@@ -113,24 +99,130 @@ def _check_shard(root: Path, shard: dict[str, Any], rows: pa.Table, decode: bool
     return problems
 
 
-def _check_spans(offset: np.ndarray, length: np.ndarray, size: int, keys: list[str], bad) -> np.ndarray:
-    """Members whose recorded span cannot be read (reported); True = broken."""
+def _check_clean_shard(root: Path, shard: dict[str, Any], rows: pa.Table, decode: bool) -> list[dict[str, str]]:
+    """A clean shard of an online dataset (format 1.2) against clean.parquet: size and sha256, each
+    image's `<key>.json` (its record) and `<key>.png` (its sha256; decoded, its size) at their
+    recorded spans, and nothing else in the tar."""
+    data, problems, bad = _open_shard(root, shard, rows.num_rows, "images in clean.parquet")
+    if data is None:
+        return problems
+    keys = [str(k) for k in rows.column("key").to_pylist()]
+    offset = np.stack([rows.column(f"{f}_offset").to_numpy(zero_copy_only=False) for f in CLEAN_FIELDS], axis=1)
+    length = np.stack([rows.column(f"{f}_size").to_numpy(zero_copy_only=False) for f in CLEAN_FIELDS], axis=1)
+    offset, length = offset.astype(np.int64), length.astype(np.int64)
+    broken = _check_spans(offset, length, len(data), keys, bad, names=CLEAN_FIELDS)
+    _check_headers(data, offset, length, broken, keys, bad, fields=CLEAN_FIELDS)
+    _check_layout(data, offset, length, broken, bad)
+    records = rows.select(["key", "source", "partition", "path", "width", "height", "source_format", "conversions"])
+    sums = rows.column("sha256").to_pylist()
+    for i, (record, (jo, po), (js, ps)) in enumerate(zip(records.to_pylist(), offset.tolist(), length.tolist())):
+        if not manifest.KEY_RE.match(keys[i]):
+            bad(f"key {keys[i]!r} breaks the key rule", keys[i])
+        if not broken[i, 0]:
+            try:
+                if json.loads(data[jo:jo + js]) != record:
+                    bad("json member differs from clean.parquet", keys[i])
+            except ValueError:
+                bad("json member is not JSON", keys[i])
+        if broken[i, 1]:
+            continue
+        png = data[po:po + ps]
+        if hashlib.sha256(png).hexdigest() != sums[i]:
+            bad("png bytes differ from their sha256", keys[i])
+        elif decode:
+            try:
+                pixels = reader.decode_bgr(png, "png member")
+            except reader.DatasetError as e:
+                bad(f"png does not decode: {e}", keys[i])
+                continue
+            if pixels.shape[:2] != (record["height"], record["width"]):
+                bad(f"png is {pixels.shape[1]}x{pixels.shape[0]}, clean.parquet says "
+                    f"{record['width']}x{record['height']}", keys[i])
+    return problems
+
+
+def _open_shard(root: Path, shard: dict[str, Any], listed: int, what: str):
+    """(the shard's bytes or None, its problems, the function that adds one): read, with its size,
+    sha256 and count held to shards.parquet."""
+    rel = shard["shard"]
+    problems: list[dict[str, str]] = []
+
+    def bad(problem: str, key: str = "") -> None:
+        problems.append({"shard": rel, "key": key, "problem": problem})
+
+    data = _read_regular(root / rel, bad)
+    if data is None:
+        return None, problems, bad
+    if len(data) != shard["bytes"]:
+        bad(f"size {len(data)} != {shard['bytes']} in shards.parquet")
+    if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+        bad("sha256 differs from shards.parquet")
+    if listed != shard["count"]:
+        bad(f"{listed} {what}, {shard['count']} in shards.parquet")
+    return data, problems, bad
+
+
+def _read_regular(path: Path, bad) -> bytes | None:
+    """The bytes of a regular file, or None (reported) when it is missing or not one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        bad("missing")
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        bad("not a regular file")
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _check_online(rows: pa.Table, online: np.ndarray, offset: np.ndarray, length: np.ndarray, keys: list[str],
+                  bad) -> None:
+    """An online sample (format 1.2): synthetic, no image member or sum, and the clean image its
+    source GT names; a stored one names none."""
+    if not online.any() and "clean_key" not in rows.column_names:
+        return
+    cols = manifest.with_added_columns(rows, ["clean_key", "source", "source_gt", "real", "lq_sha256", "gt_sha256"])
+    clean, source, gt = (cols.column(c).to_pylist() for c in ("clean_key", "source", "source_gt"))
+    real, lq_sum, gt_sum = (cols.column(c).to_pylist() for c in ("real", "lq_sha256", "gt_sha256"))
+    for i in np.flatnonzero(online):
+        if real[i]:
+            bad("online sample marked as a real capture: only synthetic samples can be made online", keys[i])
+        if offset[i, 1] or length[i, 1] or offset[i, 3] or length[i, 3] or lq_sum[i] or gt_sum[i]:
+            bad("online sample records an LQ or GT member", keys[i])
+        try:
+            want = manifest.clean_key(source[i], gt[i])
+        except manifest.FormatError as e:
+            want = f"({e})"
+        if clean[i] != want:
+            bad(f"online sample's clean_key {clean[i]!r} is not that of its source GT ({want})", keys[i])
+    for i in np.flatnonzero(~online):
+        if clean[i]:
+            bad(f"stored sample names a clean image ({clean[i]!r})", keys[i])
+
+
+def _check_spans(offset: np.ndarray, length: np.ndarray, size: int, keys: list[str], bad, *,
+                 absent: np.ndarray | None = None, names: tuple[str, ...] = tuple(_SHORT)) -> np.ndarray:
+    """Members whose recorded span cannot be read (reported); True = broken. `absent` members (an
+    online sample's images) are broken without a report: nothing of them is in the tar."""
     limit = reader.max_member_bytes()
-    negative = (offset < BLOCK) | (length < 0)
-    over = ~negative & (length > limit)
-    past = ~negative & ~over & (offset + length > size)
+    absent = np.zeros_like(offset, dtype=bool) if absent is None else absent
+    negative = ~absent & ((offset < BLOCK) | (length < 0))
+    over = ~absent & ~negative & (length > limit)
+    past = ~absent & ~negative & ~over & (offset + length > size)
     for i, j in zip(*np.nonzero(negative | over | past)):
-        where = f"{_SHORT[j]} member"
+        where = f"{names[j]} member"
         if negative[i, j]:
             bad(f"{where}: negative offset or size ({offset[i, j]}, {length[i, j]}), or no room for its header", keys[i])
         elif over[i, j]:
             bad(f"{where}: {length[i, j]} bytes is over the limit of {limit}", keys[i])
         else:
             bad(f"{where} cut short: bytes {offset[i, j]}..{offset[i, j] + length[i, j]} of a {size}-byte shard", keys[i])
-    return negative | over | past
+    return negative | over | past | absent
 
 
-def _check_headers(data: bytes, offset: np.ndarray, length: np.ndarray, broken: np.ndarray, keys: list[str], bad) -> None:
+def _check_headers(data: bytes, offset: np.ndarray, length: np.ndarray, broken: np.ndarray, keys: list[str], bad,
+                   fields: tuple[str, ...] = manifest.FIELDS) -> None:
     """Each member's ustar header: named `<key>.<field>`, a regular file, of the recorded size
     (compared as arrays; a header that differs is then read field by field to say how)."""
     rows, cols = np.nonzero(~broken)
@@ -138,7 +230,7 @@ def _check_headers(data: bytes, offset: np.ndarray, length: np.ndarray, broken: 
         return
     buf = np.frombuffer(data, dtype=np.uint8)
     heads = buf[(offset[rows, cols] - BLOCK)[:, None] + np.arange(BLOCK)]  # M x 512
-    want = np.array([f"{keys[i]}.{manifest.FIELDS[j]}".encode() for i, j in zip(rows, cols)], dtype="S100")
+    want = np.array([f"{keys[i]}.{fields[j]}".encode() for i, j in zip(rows, cols)], dtype="S100")
     names_ok = (heads[:, :100] == want.view(np.uint8).reshape(len(want), 100)).all(axis=1)
     digits = heads[:, 124:135].astype(np.int64) - 48  # the writer's 11 zero-padded octal digits
     octal = ((digits >= 0) & (digits <= 7)).all(axis=1)
@@ -149,7 +241,7 @@ def _check_headers(data: bytes, offset: np.ndarray, length: np.ndarray, broken: 
         i, j = rows[m], cols[m]
         h = bytes(heads[m])
         name = h[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
-        expected = f"{keys[i]}.{manifest.FIELDS[j]}"
+        expected = f"{keys[i]}.{fields[j]}"
         try:
             size = int(h[124:136].strip(b"\0 ") or b"0", 8)
         except ValueError:
@@ -158,7 +250,7 @@ def _check_headers(data: bytes, offset: np.ndarray, length: np.ndarray, broken: 
         if name != expected:
             bad(f"member {name!r} where samples.parquet has {expected}", keys[i])
         elif h[156:157] not in (b"0", b"\0") or size != length[i, j]:
-            bad(f"{_SHORT[j]} member: its header says {size} bytes (type {h[156:157]!r}), samples.parquet "
+            bad(f"{fields[j].split('.')[0]} member: its header says {size} bytes (type {h[156:157]!r}), samples.parquet "
                 f"says {length[i, j]}", keys[i])
         else:
             broken[i, j] = False  # a header other writers spell differently (spaces in the size): fine
@@ -226,6 +318,45 @@ def _check_labels(rows: pa.Table, blobs: list[bytes], broken: np.ndarray, keys: 
         bad("label differs from samples.parquet", keys[good[i]])
 
 
+def _check_clean(root: Path, shards: dict[str, dict[str, Any]], online_keys: list[pa.Array],
+                 decode: bool) -> list[dict[str, str]]:
+    """The clean shards (format 1.2) against clean.parquet, and every online sample's clean image
+    listed there."""
+    problems: list[dict[str, str]] = []
+    clean_rows = {n: s for n, s in shards.items() if s.get("kind") == "clean"}
+    table = manifest.read_clean(root)
+    wanted = pc.unique(pa.concat_arrays(online_keys)) if online_keys else pa.array([], pa.string())
+    missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, value_set=table.column("key"))))
+    for key in missing.to_pylist()[:20]:
+        problems.append({"shard": manifest.CLEAN, "key": key, "problem": "online samples name a clean image "
+                                                                           "clean.parquet does not list"})
+    if len(missing) > 20:
+        problems.append({"shard": manifest.CLEAN, "key": "", "problem": f"{len(missing) - 20} more clean images missing"})
+    if not table.num_rows and not clean_rows:
+        return problems
+    for name, rows in _group_by_shard(table):
+        if name not in clean_rows:
+            problems.append({"shard": str(name), "key": "", "problem": "clean.parquet lists a shard that shards.parquet "
+                                                                      "does not list as clean"})
+            continue
+        problems += _check_clean_shard(root, clean_rows.pop(name), rows, decode)
+    for name, s in sorted(clean_rows.items()):
+        problems += _check_clean_shard(root, s, table.slice(0, 0), decode)
+    return problems
+
+
+def _group_by_shard(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """(shard, its rows in tar order) of a clean.parquet table."""
+    order = pc.sort_indices(table, sort_keys=[("shard", "ascending"), ("png_offset", "ascending")])
+    table = table.take(order)
+    shard = table.column("shard").to_pylist()
+    start = 0
+    for i in range(1, len(shard) + 1):
+        if i == len(shard) or shard[i] != shard[start]:
+            yield shard[start], table.slice(start, i - start)
+            start = i
+
+
 def _shard_tables(path: Path, columns: list[str]) -> Iterator[tuple[str, pa.Table]]:
     """(shard, its rows) from samples.parquet, a batch at a time: consecutive rows of one shard
     (where the shard changes is found columnar)."""
@@ -290,6 +421,7 @@ def verify(root: str | os.PathLike, *, decode: bool = False, workers: int = 4, m
         shards[s["shard"]] = s
     seen: Counter[str] = Counter()
     runs: Counter[str] = Counter()
+    online_keys: list[pa.Array] = []  # the clean images online samples are made from (format 1.2)
     samples = 0
     budget = _Budget(max_bytes)
 
@@ -303,6 +435,8 @@ def verify(root: str | os.PathLike, *, decode: bool = False, workers: int = 4, m
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # hashing and pyarrow release the GIL
         for name, rows in _shard_tables(root / manifest.SAMPLES, _COLUMNS):
             samples += rows.num_rows
+            if "online" in rows.column_names:
+                online_keys.append(pc.unique(rows.filter(rows.column("online")).column("clean_key")))
             seen[name] += rows.num_rows
             runs[name] += 1
             if name not in shards:
@@ -325,11 +459,12 @@ def verify(root: str | os.PathLike, *, decode: bool = False, workers: int = 4, m
             problems.append({"shard": name, "key": "", "problem": f"samples.parquet lists its rows in {n} separate runs"})
     empty = manifest.SAMPLES_SCHEMA.empty_table()
     for name, s in shards.items():
-        if name not in seen and s["count"]:
+        if name not in seen and s["count"] and s.get("kind", "samples") == "samples":
             problems += _check_shard(root, s, empty, decode)
+    problems += _check_clean(root, shards, online_keys, decode)
     listed = set(shards)
-    data = root / "data"
-    on_disk = {p.relative_to(root).as_posix() for p in data.rglob("*.tar")} if data.is_dir() else set()
+    on_disk = {p.relative_to(root).as_posix() for top in ("data", "clean") if (root / top).is_dir()
+               for p in (root / top).rglob("*.tar")}
     for name in sorted(on_disk - listed - {p["shard"] for p in problems}):
         problems.append({"shard": name, "key": "", "problem": "tar not listed in shards.parquet"})
     return {

@@ -124,4 +124,4 @@ def test_the_build_accounting_equals_the_set_arithmetic(built):
     summary = info["summary"]
     assert summary["shipped"] == len(shipped) and summary["rejected"] == len(rejected)
     assert summary["inputs"] == len(shipped | rejected)
-    assert info["format_revision"] == manifest.FORMAT_REVISION == 1
+    assert info["format_revision"] == manifest.FORMAT_REVISION == 2

@@ -6,6 +6,7 @@ Modules, along the path a sample takes:
 - sampling: the quota scheduler (smooth weighted round-robin), seeds, the deal of shards;
 - readers: who reads what (ranks, nodes, workers) and the walk over each stream;
 - augment: paired crop, flips, rot90;
+- online: making online samples (format 1.2) from stored clean images;
 - dataset: each reader's endless stream of samples, faults and the fault budget;
 - loader: `make_loader` and the DataLoader that knows where it is (state, resume).
 """

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from training.data.augment import PairedCrop
+from training.data.online import Synthesiser
 from training.data.readers import WINDOW, Layout, SequentialCursor, Walk, decode
 from training.data.sampling import QuotaScheduler, derive_seed
 from training.data.streams import Catalog
@@ -58,12 +59,13 @@ class UIRDataset(IterableDataset):
 
     def __init__(self, catalog: Catalog, *, batch_size: int, crop: int, flips: bool, seed: int, rank: int,
                  world_size: int, num_workers: int, strict: bool, fault_budget: int = FAULT_BUDGET,
-                 local_world_size: int | None = None, window: int = WINDOW):
+                 local_world_size: int | None = None, window: int = WINDOW, online: str = "fixed"):
         self.catalog = catalog
         self.batch_size, self.crop, self.flips, self.seed = batch_size, crop, flips, seed
         self.rank, self.world_size, self.workers = rank, world_size, max(1, num_workers)
         self.local_world_size = local_world_size or world_size
         self.strict, self.fault_budget, self.window = strict, fault_budget, window
+        self.online = online  # how online samples (format 1.2) get their params: fixed | fresh
         self.start = 0  # the rank's batches taken before this run of workers
         self.known_faults: set[tuple] = set()
 
@@ -114,11 +116,14 @@ class UIRDataset(IterableDataset):
                              "the data is smaller than the number of ranks x workers")
         sched = QuotaScheduler(weights, derive_seed(self.seed, "schedule", layout.reader))
         crop = PairedCrop(self.crop, self.flips)
+        synth = Synthesiser(self.online, self.seed, self.catalog.online_info.get("overrides"))
+        epoch_batches = max(1, self.epoch_batches())
         draw = 0
         while True:
             fast = draw < done * self.batch_size
             k = sched.next()
-            sample = self._take(k, walks[k], layout.reader, fast, fault)
+            epoch = ((draw // self.batch_size) * self.workers + layout.worker) // epoch_batches  # of this draw's batch
+            sample = self._take(k, walks[k], layout.reader, fast, fault, synth, epoch)
             if fast:
                 faults.clear()  # met and logged before the interruption
             else:
@@ -127,10 +132,10 @@ class UIRDataset(IterableDataset):
                 yield sample
             draw += 1
 
-    def _take(self, k: int, walk, reader_id: int, fast: bool, fault) -> tuple:
-        """The next good sample of stream k, decoded: (key, label, lq, gt). When fast-forwarding,
-        nothing is read or decoded and the faults met the first time are skipped again, so the walk
-        lands where it was."""
+    def _take(self, k: int, walk, reader_id: int, fast: bool, fault, synth: Synthesiser, epoch: int) -> tuple:
+        """The next good sample of stream k, decoded (or, online, made): (key, label, lq, gt). When
+        fast-forwarding, nothing is read or decoded and the faults met the first time are skipped
+        again, so the walk lands where it was."""
         s = self.catalog.streams[k]
         failures, last = 0, ""
         while True:
@@ -162,12 +167,25 @@ class UIRDataset(IterableDataset):
                     return (None,)
                 key = s.key(pos)
                 where = f"{s.shards[s.shard_id[pos]]} sample {key}"
+                clean_id = -1 if s.clean_id is None else int(s.clean_id[pos])
                 try:
-                    raw = self.catalog.read_sample(s, pos)
+                    if clean_id >= 0:  # online (format 1.2): the label, and the clean image unless a reader holds it
+                        clean = synth.cached(clean_id)
+                        raw = (self.catalog.read_label(s, pos),
+                               self.catalog.read_clean(clean_id) if clean is None else clean)
+                    else:
+                        raw = self.catalog.read_sample(s, pos)
                 except (OSError, fmt.DatasetError) as e:
                     fault(where, "read", str(e), ident)
                     failures, last = failures + 1, f"{where}: {e}"
                     continue
+                if clean_id >= 0:
+                    try:
+                        return (key, *self._make(raw, clean_id, synth, epoch, where))
+                    except (ValueError, cv2.error) as e:  # DatasetError, a bad label, or the engine refusing its params
+                        fault(where, "corrupt", f"online: {e}", ident)
+                        failures, last = failures + 1, f"{where}: corrupt: {e}"
+                        continue
             try:
                 gt_bytes, json_bytes, lq_bytes = raw
                 lq, gt = decode(lq_bytes, f"{where} lq"), decode(gt_bytes, f"{where} gt")
@@ -178,6 +196,17 @@ class UIRDataset(IterableDataset):
             except (ValueError, cv2.error) as e:  # DatasetError is a ValueError; a bad label too
                 fault(where, "corrupt", str(e), ident)
                 failures, last = failures + 1, f"{where}: corrupt: {e}"
+
+    @staticmethod
+    def _make(raw: tuple, clean_id: int, synth: Synthesiser, epoch: int, where: str) -> tuple:
+        """An online sample (format 1.2) from its label bytes and its clean image (PNG bytes, or the
+        decoded image a reader holds): its tile cut and degraded, (label, lq, gt)."""
+        label_bytes, clean = raw
+        label = json.loads(label_bytes)
+        if isinstance(clean, bytes):
+            clean = synth.decode(clean_id, clean, f"{where} clean image")
+        lq, gt, label = synth.make(label, clean, epoch)
+        return label, lq, gt
 
     def _finish(self, sample: tuple, crop: PairedCrop, seed: int) -> dict[str, Any]:
         key, label, lq, gt = sample

@@ -22,11 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from training.data.cache import ShardCache, default_dir
 from training.data.dataset import FAULT_BUDGET, UIRDataset, collate
+from training.data.online import MODES, warn_versions
 from training.data.readers import WINDOW, ranks_per_node
 from training.data.streams import Catalog, catalog_from_dataset, catalog_from_shards, expand_urls, stream_summary
 from uir25m import manifest, subsets
@@ -67,7 +69,7 @@ class UIRDataLoader(DataLoader):
     def _fingerprint(self) -> str:
         d: UIRDataset = self.dataset
         ident = (d.seed, d.batch_size, d.crop, d.flips, d.world_size, d.workers, d.rank, d.local_world_size, d.window,
-                 stream_summary(d.catalog.streams))
+                 stream_summary(d.catalog.streams), *(("online", d.online) if d.online != "fixed" else ()))
         return hashlib.sha256(repr(ident).encode()).hexdigest()[:16]
 
     @property
@@ -178,6 +180,7 @@ def make_loader(
     cache_dir: str | os.PathLike | None = None,
     cache_limit: int | None = None,
     allow_revision_change: bool = False,
+    online: str = "fixed",
 ) -> UIRDataLoader:
     """A DataLoader over a UIR dataset (a folder, `file://`, `s3://bucket/prefix` or `hf://user/name`
     holding manifests/) or over bare shards (a list or brace pattern of paths or URLs, `pipe:` too).
@@ -194,7 +197,15 @@ def make_loader(
     (default: twice what the loader holds at once, see `cache_needs`; less than that is refused).
     An hf:// revision is resolved to its commit once; `allow_revision_change` lets a loader resume a
     state recorded at another commit.
+
+    Online samples (an `--online` build, format 1.2) are made from their stored clean image:
+    `online="fixed"` with the label's params (the offline build's pixels), `"fresh"` with new params
+    every epoch (seed from (seed, epoch, key), recorded in the batch's labels); see
+    `training.data.online`. On a dataset without online samples `fixed` changes nothing and
+    `fresh` is an error.
     """
+    if online not in MODES:
+        raise ValueError(f"online must be one of {', '.join(MODES)}, not {online!r}")
     for name, value, low in (("batch_size", batch_size, 1), ("crop", crop, 1), ("num_workers", num_workers, 0),
                              ("fault_budget", fault_budget, 1), ("window", window, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -208,11 +219,16 @@ def make_loader(
     bare = not isinstance(source, str) or source.endswith(".tar") or source.startswith("pipe:") or "{" in source
     catalog = (catalog_from_shards(expand_urls(source), preset, partition, endpoint_url) if bare
                else catalog_from_dataset(source, preset, partition, endpoint_url))
+    if online == "fresh" and not catalog.online:
+        raise ValueError(f"{source}: online='fresh' needs online samples, and this data has none (selected: "
+                         f"{preset.name}); build with `uir-build build ... --online`, or use online='fixed'")
+    if catalog.online:
+        warn_versions(str(source), catalog.online_info.get("engine") or {})
     if not bare and catalog.root.remote:
         attach_cache(catalog, cache_dir, cache_limit, window)
     dataset = UIRDataset(catalog, batch_size=batch_size, crop=crop, flips=flips, seed=seed, rank=rank,
                          world_size=world_size, num_workers=num_workers, strict=strict, fault_budget=fault_budget,
-                         local_world_size=local_world_size or ranks_per_node(world_size), window=window)
+                         local_world_size=local_world_size or ranks_per_node(world_size), window=window, online=online)
     if dataset.epoch_batches() < 1:
         raise ValueError(f"an epoch of {catalog.weights.sum():g} draws over {world_size} rank(s) makes no batch of {batch_size}")
     log.info("\n".join(share_lines(catalog, preset, dataset.epoch_batches())))
@@ -226,9 +242,19 @@ def cache_needs(catalog: Catalog, window: int) -> tuple[int, int, int]:
     """(bytes, streams, largest shard) a node's shard cache must hold at once: every stream has
     its current window open, the window its slowest reader is still on, and the next one being
     prefetched: streams x 3 x window x the largest shard."""
-    read = {sh for s in catalog.streams for sh in s.shards}
+    read = {sh for s in catalog.streams for sh in s.shards} | _clean_shards(catalog)
     largest = max((catalog.shard_info.get(sh, (0, ""))[0] for sh in read), default=0)
-    return len(catalog.streams) * 3 * window * largest, len(catalog.streams), largest
+    groups = len(catalog.streams) + (len(set(catalog.clean.sources)) if catalog.online else 0)  # + clean sources
+    return groups * 3 * window * largest, groups, largest
+
+
+def _clean_shards(catalog: Catalog) -> set[str]:
+    """The clean shards an online catalogue reads (format 1.2)."""
+    if not catalog.online:
+        return set()
+    used = np.unique(np.concatenate([catalog.clean.shard_id[s.clean_id[s.clean_id >= 0]] for s in catalog.streams
+                                     if s.clean_id is not None]))
+    return {catalog.clean.shards[i] for i in used}
 
 
 def attach_cache(catalog: Catalog, cache_dir: str | os.PathLike | None, cache_limit: int | None, window: int) -> ShardCache:
@@ -242,7 +268,7 @@ def attach_cache(catalog: Catalog, cache_dir: str | os.PathLike | None, cache_li
     slug = hashlib.sha256(root.ident.encode()).hexdigest()[:16]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.ident.split("://", 1)[-1])[:80]
     folder = Path(cache_dir or default_dir()) / f"{name}-{slug}"
-    shards = {sh for s in catalog.streams for sh in s.shards}
+    shards = {sh for s in catalog.streams for sh in s.shards} | _clean_shards(catalog)
     root.cache = ShardCache(folder, limit, root.fetch, {k: v for k, v in catalog.shard_info.items() if k in shards},
                             keep=window)
     log.info("shard cache %s: up to %.1f GB (this loader holds up to %.1f GB at once)", folder, limit / 1e9, need / 1e9)

@@ -12,6 +12,7 @@ Streams from bare shard lists (no manifest) know only their shard URLs.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from training.data import online
+from training.data.online import CleanImages
 from training.data.urls import Root
 from uir25m import manifest, reader, subsets, taxonomy
 
@@ -44,6 +47,7 @@ class Stream:
     shard_id: np.ndarray | None = None  # int32 per sample: index into `shards` (indexed streams)
     keys: pa.Array | None = None  # one key per sample
     spans: np.ndarray | None = None  # int64 per sample: gt_offset, gt_size, json_offset, json_size, lq_offset, lq_size
+    clean_id: np.ndarray | None = None  # int32 per sample: its clean image (online, format 1.2), -1 if stored
 
     @property
     def samples(self) -> int | None:
@@ -61,6 +65,13 @@ class Catalog:
     root: Root | None
     endpoint_url: str | None = None
     shard_info: dict[str, tuple[int, str]] = field(default_factory=dict)  # shard -> (bytes, sha256)
+    clean: CleanImages | None = None  # the clean images of online samples (format 1.2)
+    online_info: dict[str, Any] = field(default_factory=dict)  # build.json's online block: overrides, engine
+
+    @property
+    def online(self) -> bool:
+        """Whether any stream has online samples."""
+        return any(s.clean_id is not None and bool((s.clean_id >= 0).any()) for s in self.streams)
 
     @property
     def weights(self) -> np.ndarray:
@@ -70,10 +81,24 @@ class Catalog:
         """The GT image, label JSON and LQ image bytes of sample `pos` of an indexed stream, in one
         ranged read (the members lie in that order in the shard)."""
         go, gs, jo, js, lo, ls = (int(v) for v in stream.spans[pos])
+        if stream.clean_id is not None and stream.clean_id[pos] >= 0:
+            raise reader.DatasetError("online", "an online sample has no stored images: read_label and read_clean")
         if min(go, gs, js, ls) < 0 or not (go + gs <= jo and jo + js <= lo):
             raise reader.DatasetError("bad_span", f"members at {go}+{gs}, {jo}+{js}, {lo}+{ls}: not gt, json, lq in order")
         region = self.root.read(stream.shards[stream.shard_id[pos]], go, lo + ls - go, group=f"{stream.code}/{stream.source}")
         return region[:gs], region[jo - go:jo - go + js], region[lo - go:lo - go + ls]
+
+    def read_label(self, stream: Stream, pos: int) -> bytes:
+        """The label JSON of sample `pos` (all an online sample's shard holds besides its class)."""
+        _, _, jo, js, _, _ = (int(v) for v in stream.spans[pos])
+        return self.root.read(stream.shards[stream.shard_id[pos]], jo, js, group=f"{stream.code}/{stream.source}")
+
+    def read_clean(self, clean_id: int) -> bytes:
+        """The PNG bytes of clean image `clean_id` (online samples)."""
+        c = self.clean
+        offset, size = (int(v) for v in c.spans[clean_id])
+        shard = int(c.shard_id[clean_id])
+        return self.root.read(c.shards[shard], offset, size, group=f"clean/{c.sources[shard]}")
 
     def prefetch(self, stream: Stream, shard_ids) -> None:
         """Ask the shard cache (remote roots) to fetch these shards of `stream` in the background."""
@@ -107,7 +132,18 @@ def catalog_from_dataset(root_url: str, preset: subsets.Preset, partition: str, 
         index = _read_index(root)
     except (OSError, FileNotFoundError) as e:
         raise FileNotFoundError(f"{root_url}: cannot read its manifests ({e}); is this a UIR dataset?") from None
-    names, codes, keys, spans = index
+    names, codes, keys, spans, online_keys = index
+    clean, online_info, clean_ids = None, {}, None
+    if online_keys is not None:
+        clean_table = root.read_parquet(manifest.CLEAN) if len(online_keys) else manifest.CLEAN_SCHEMA.empty_table()
+        clean = CleanImages.from_table(clean_table, f"{root_url}/{manifest.CLEAN}")
+        clean_ids = clean.ids(online_keys)
+        missing = int(((clean_ids < 0) & codes["online"].astype(bool)).sum())
+        if missing:
+            raise reader.DatasetError("missing_clean", f"{root_url}: {missing} online samples name a clean image "
+                                                       f"{manifest.CLEAN} does not list; run `uir-build verify`")
+        clean_ids = np.where(codes["online"].astype(bool), clean_ids, -1).astype(np.int32)
+        online_info = online.build_info(json.loads(root.read_all(manifest.BUILD_JSON)))
     reader.check_column(names["shard"], f"{root_url}/{manifest.SAMPLES}", shards=True)
     if len(codes["shard"]) and codes["shard"].min() < 0:
         raise reader.DatasetError("unsafe_path", f"{root_url}/{manifest.SAMPLES}: a sample has no shard")
@@ -125,28 +161,34 @@ def catalog_from_dataset(root_url: str, preset: subsets.Preset, partition: str, 
         local = np.empty(len(names["shard"]), dtype=np.int32)
         local[used[order]] = np.arange(len(used), dtype=np.int32)
         stream_keys = keys.slice(rows.start, rows.stop - rows.start) if isinstance(rows, slice) else keys.take(pa.array(rows))
+        stream_clean = None if clean_ids is None or not (clean_ids[rows] >= 0).any() else clean_ids[rows]
         streams.append(Stream(code, source, ratio, float(pairs.get((code, source), len(shard_codes))),
-                              [names["shard"][i] for i in used[order]], local[shard_codes], stream_keys, spans[rows]))
+                              [names["shard"][i] for i in used[order]], local[shard_codes], stream_keys, spans[rows],
+                              stream_clean))
     if not streams:
         raise ValueError(f"{root_url}: the {partition} partition holds none of preset {preset.name!r}'s (type, source) pairs")
     streams.sort(key=lambda st: (taxonomy.get(st.code).class_id, st.source))
     info = dict(zip(shards.column("shard").to_pylist(), zip(shards.column("bytes").to_pylist(),
                                                             shards.column("sha256").to_pylist())))
-    return Catalog(streams, root, endpoint_url, info)
+    return Catalog(streams, root, endpoint_url, info, clean if clean_ids is not None else None, online_info)
 
 
-def _read_index(root: Root) -> tuple[dict[str, list[str]], dict[str, np.ndarray], pa.Array, np.ndarray]:
+def _read_index(root: Root) -> tuple[dict[str, list[str]], dict[str, np.ndarray], pa.Array, np.ndarray, pa.Array | None]:
     """samples.parquet's index columns, a batch at a time, into flat arrays: the distinct values
-    and an int32 code per row of the few-valued columns, the keys, the spans (N x 6 int64). Memory
-    is the arrays themselves plus one batch."""
+    and an int32 code per row of the few-valued columns, the keys, the spans (N x 6 int64), and
+    (format 1.2) `online` as a code and the online samples' clean keys ("" for stored ones; None
+    for an older dataset). Memory is the arrays themselves plus one batch."""
     with root.open_parquet(manifest.SAMPLES, read_dictionary=_DICTIONARY) as pf:
         n = pf.metadata.num_rows
+        has_online = "online" in pf.schema_arrow.names
         names: dict[str, list[str]] = {}
         lookup: dict[str, dict[str, int]] = {c: {} for c in _DICTIONARY}
         codes = {c: np.empty(n, dtype=np.int32) for c in _DICTIONARY}
+        codes["online"] = np.zeros(n, dtype=np.int8)
         spans = np.empty((n, len(SPAN_COLUMNS)), dtype=np.int64)
-        keys, at = [], 0
-        for batch in pf.iter_batches(batch_size=65_536, columns=list(INDEX_COLUMNS)):
+        keys, clean_keys, at = [], [], 0
+        columns = list(INDEX_COLUMNS) + (["online", "clean_key"] if has_online else [])
+        for batch in pf.iter_batches(batch_size=65_536, columns=columns):
             m = batch.num_rows
             for c in _DICTIONARY:
                 col = batch.column(c)
@@ -158,9 +200,18 @@ def _read_index(root: Root) -> tuple[dict[str, list[str]], dict[str, np.ndarray]
             for j, c in enumerate(SPAN_COLUMNS):
                 spans[at:at + m, j] = batch.column(c).to_numpy(zero_copy_only=False)
             keys.append(batch.column("key"))
+            if has_online:
+                codes["online"][at:at + m] = batch.column("online").to_numpy(zero_copy_only=False)
+                if codes["online"][at:at + m].any():
+                    clean_keys.append(batch.column("clean_key"))
+                else:  # a stored batch: no clean key worth holding
+                    clean_keys.append(pa.nulls(m, pa.string()))
             at += m
     names = {c: list(lookup[c]) for c in _DICTIONARY}
-    return names, codes, (pa.concat_arrays(keys) if keys else pa.array([], pa.string())), spans
+    online_keys = None
+    if has_online and codes["online"].any():
+        online_keys = pa.concat_arrays(clean_keys)
+    return names, codes, (pa.concat_arrays(keys) if keys else pa.array([], pa.string())), spans, online_keys
 
 
 def _runs(partition: np.ndarray, type_: np.ndarray, source: np.ndarray, wanted: int):

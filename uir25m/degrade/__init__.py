@@ -17,7 +17,23 @@ from uir25m.degrade.registry import Degradation, codes, get, register
 # explicit imports register every type (no folder scanning)
 from uir25m.degrade import noise, blur, jpeg, weather, mosaic, lowlight, moire, mixed  # noqa: E402,F401
 
-__all__ = ["Degradation", "apply", "codes", "get", "register", "sample"]
+__all__ = ["ENGINE_VERSION", "Degradation", "apply", "codes", "engine_versions", "get", "register", "sample"]
+
+# bumped whenever a type's sampling or pixels change for the same seed and level (online datasets
+# record it: the loader's pixels equal the offline build's only with the same engine and codecs)
+ENGINE_VERSION = 1
+
+
+def engine_versions() -> dict[str, str]:
+    """What the degradation engine's output depends on: its own version, numpy's generator,
+    SciPy's filters and OpenCV with its libjpeg (the JPEG type's codec)."""
+    import cv2
+    import scipy
+
+    libjpeg = next((line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
+                 if line.strip().startswith("JPEG:")), "unknown")
+    return {"engine": str(ENGINE_VERSION), "numpy": np.__version__, "scipy": scipy.__version__,
+            "opencv": cv2.__version__, "libjpeg": libjpeg}
 
 
 def sample(
